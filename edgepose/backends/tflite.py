@@ -1,0 +1,104 @@
+"""TFLite / LiteRT interpreter backend: ai_edge_litert, then tflite_runtime, then TensorFlow."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from typing import Sequence
+
+import numpy as np
+
+from edgepose.backends import TensorSpec
+from edgepose.errors import BackendError, ModelError
+
+log = logging.getLogger(__name__)
+
+# Runtime name -> module that provides Interpreter and load_delegate.
+RUNTIMES = {
+    "litert": "ai_edge_litert.interpreter",
+    "tflite-runtime": "tflite_runtime.interpreter",
+    "tensorflow": "tensorflow.lite",
+}
+_PIP_NAME = {"litert": "ai-edge-litert", "tflite-runtime": "tflite-runtime", "tensorflow": "tensorflow"}
+
+
+def _import_runtime(runtime: str):
+    """Return (name, module) of the requested runtime, or the first one installed for 'auto'."""
+    if runtime != "auto" and runtime not in RUNTIMES:
+        raise BackendError(f"unknown TFLite runtime {runtime!r}: choose auto, {', '.join(RUNTIMES)}")
+    names = list(RUNTIMES) if runtime == "auto" else [runtime]
+    failures = []
+    for name in names:
+        try:
+            module = importlib.import_module(RUNTIMES[name])
+        except ImportError as exc:
+            failures.append(f"{name}: {exc}")
+            continue
+        # tensorflow.lite keeps Interpreter under .Interpreter and delegates under .experimental
+        return name, module
+    if runtime == "auto":
+        raise BackendError(
+            "no TFLite runtime is installed: pip install ai-edge-litert "
+            "(or tflite-runtime on devices without a LiteRT wheel)"
+        )
+    raise BackendError(f"TFLite runtime {runtime!r} is not installed: pip install {_PIP_NAME[runtime]}")
+
+
+def _load_delegate(module, path: str):
+    load = getattr(module, "load_delegate", None) or module.experimental.load_delegate
+    if not os.path.isfile(path):
+        raise BackendError(f"delegate library {path} does not exist: give the path to the .so")
+    try:
+        return load(path)
+    except (ValueError, OSError, RuntimeError) as exc:
+        raise BackendError(f"delegate {path} could not be loaded: {exc}") from None
+
+
+def check_tflite_file(path: str) -> None:
+    """Fail with a clear ModelError unless ``path`` is a readable TFLite flatbuffer."""
+    if not os.path.isfile(path):
+        raise ModelError(f"model file {path} does not exist")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if len(head) < 8 or head[4:8] != b"TFL3":
+        raise ModelError(f"{path} is not a TFLite model (no TFL3 identifier): pass a .tflite file")
+
+
+class TFLiteModel:
+    """One TFLite interpreter. ``threads`` None lets the runtime choose."""
+
+    def __init__(
+        self,
+        path: str,
+        runtime: str = "auto",
+        threads: int | None = None,
+        delegate: str | None = None,
+    ) -> None:
+        check_tflite_file(path)
+        self.path = path
+        self.runtime, module = _import_runtime(runtime)
+        Interpreter = module.Interpreter
+        delegates = [_load_delegate(module, delegate)] if delegate else None
+        try:
+            self._interp = Interpreter(
+                model_path=path, num_threads=threads, experimental_delegates=delegates
+            )
+            self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"{path} could not be loaded by {self.runtime}: {exc}") from None
+        self._in = self._interp.get_input_details()
+        self._out = self._interp.get_output_details()
+        self.inputs = [TensorSpec(d["name"], tuple(int(v) for v in d["shape"]), np.dtype(d["dtype"])) for d in self._in]
+        self.outputs = [TensorSpec(d["name"], tuple(int(v) for v in d["shape"]), np.dtype(d["dtype"])) for d in self._out]
+        log.debug("loaded %s with %s (%s threads)", path, self.runtime, threads)
+
+    def run(self, x: np.ndarray, wanted: Sequence[int] | None = None) -> list[np.ndarray]:
+        interp = self._interp
+        interp.set_tensor(self._in[0]["index"], x)
+        interp.invoke()
+        idx = range(len(self._out)) if wanted is None else wanted
+        return [interp.get_tensor(self._out[i]["index"]) for i in idx]
+
+    def close(self) -> None:
+        self._interp = None

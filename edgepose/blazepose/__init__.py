@@ -1,0 +1,1 @@
+"""BlazePose pre- and post-processing as pure functions over numpy arrays."""

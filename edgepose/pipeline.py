@@ -1,0 +1,252 @@
+"""The BlazePose pipeline: frame -> detector / tracker -> crop -> landmark model -> decode
+-> poses. Owns the tracking state; ``reset()`` forgets it, ``close()`` frees the models."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+
+import numpy as np
+
+from edgepose import models
+from edgepose.backends import check_input, find_output, load_model
+from edgepose.blazepose import detector as det
+from edgepose.blazepose import landmarks as lmk
+from edgepose.blazepose.roi import roi_from_points
+from edgepose.image import as_color_image
+from edgepose.profiler import StageClock
+from edgepose.types import FrameResult, Pose, Roi
+
+log = logging.getLogger(__name__)
+
+# A new detection closer than this (fraction of ROI size) to a tracked ROI is that person.
+SAME_PERSON_DISTANCE = 0.15
+# Two poses whose torso points are this close (fraction of ROI size) are one person.
+DUPLICATE_TORSO_DISTANCE = 0.1
+_TORSO = [11, 12, 23, 24]
+
+
+def _default_threads() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """Pipeline settings. The CLI builds its flags from these fields and their help."""
+
+    model: str = dataclasses.field(default="full", metadata={
+        "help": "landmark model: lite, full, heavy, or a .tflite path"})
+    detector: str = dataclasses.field(default="detector", metadata={
+        "help": "person detector model: 'detector' (BlazePose) or a .tflite path"})
+    runtime: str = dataclasses.field(default="auto", metadata={
+        "help": "TFLite runtime: auto, litert, tflite-runtime or tensorflow"})
+    threads: int | None = dataclasses.field(default=None, metadata={
+        "help": "interpreter threads (default: CPU cores, at most 4)"})
+    delegate: str | None = dataclasses.field(default=None, metadata={
+        "help": "path of an external delegate library (EdgeTPU, GPU)"})
+    max_people: int = dataclasses.field(default=1, metadata={
+        "help": "most people to track; 1 matches MediaPipe Pose"})
+    redetect_every: int = dataclasses.field(default=10, metadata={
+        "help": "with max_people > 1, run the detector at least every N frames while "
+                "fewer than max_people are tracked"})
+    min_detection_confidence: float = dataclasses.field(default=0.5, metadata={
+        "help": "detector score threshold"})
+    min_presence_confidence: float = dataclasses.field(default=0.5, metadata={
+        "help": "landmark-model presence threshold; below it a person is dropped"})
+    static_image_mode: bool = dataclasses.field(default=False, metadata={
+        "help": "treat every frame as unrelated (detector on every frame, no tracking)"})
+    refine_heatmap: bool = dataclasses.field(default=True, metadata={
+        "help": "refine landmark x, y with the model's heatmap"})
+    world_landmarks: bool = dataclasses.field(default=True, metadata={
+        "help": "decode world landmarks (metres, hip-centred)"})
+    segmentation: bool = dataclasses.field(default=False, metadata={
+        "help": "decode a person segmentation mask per pose"})
+
+    def __post_init__(self) -> None:
+        if self.max_people < 1:
+            raise ValueError(f"max_people must be >= 1, got {self.max_people}")
+        if self.redetect_every < 1:
+            raise ValueError(f"redetect_every must be >= 1, got {self.redetect_every}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        for name in ("min_detection_confidence", "min_presence_confidence"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+
+
+@dataclasses.dataclass
+class _Track:
+    id: int
+    roi: Roi  # where to look in the next frame
+
+
+class Pipeline:
+    """BlazePose on a raw TFLite interpreter.
+
+    >>> pipe = Pipeline(model="full", max_people=2)
+    >>> result = pipe.process(frame_bgr, timestamp_ms=t)   # FrameResult
+    >>> for pose in result.poses: pose.keypoints, pose.coco17, pose.track_id
+    """
+
+    def __init__(self, options: Options | None = None, **overrides) -> None:
+        self.options = dataclasses.replace(options or Options(), **overrides)
+        o = self.options
+        backend_opts = {"runtime": o.runtime, "threads": o.threads or _default_threads(),
+                        "delegate": o.delegate}
+        self.detector_path = models.resolve(o.detector, "detector")
+        self.landmark_path = models.resolve(o.model, "landmark")
+        self._detector = load_model(self.detector_path, **backend_opts)
+        self._landmark = load_model(self.landmark_path, **backend_opts)
+        self._bind_outputs()
+        self._tracks: list[_Track] = []
+        self._next_id = 0
+        self._frames_since_detection = 0
+        self._lost_track = False
+
+    def _bind_outputs(self) -> None:
+        d, m = self._detector, self._landmark
+        check_input(d, (1, det.INPUT_SIZE, det.INPUT_SIZE, 3), "detector")
+        num_anchors = len(det.anchors())
+        self._det_out = [
+            find_output(d, (1, num_anchors, 12), "boxes and keypoints", "detector"),
+            find_output(d, (1, num_anchors, 1), "scores", "detector"),
+        ]
+        check_input(m, (1, lmk.INPUT_SIZE, lmk.INPUT_SIZE, 3), "landmark")
+        wanted = ["landmarks", "presence", "heatmap", "world", "segmentation"]
+        self._lmk_out = {
+            role: find_output(m, lmk.SHAPES[role], role, "landmark") for role in wanted
+        }
+
+    # -- public API ---------------------------------------------------------------------
+    def process(self, image: np.ndarray, timestamp_ms: float | None = None,
+                color: str = "bgr") -> FrameResult:
+        """Find poses in one frame. ``image`` is uint8 BGR (default) or RGB with
+        ``color="rgb"``; grayscale and 4-channel frames are accepted."""
+        clock = StageClock()
+        t = clock.start()
+        img, swap = as_color_image(image, color)
+        height, width = img.shape[:2]
+        t = clock.stop("preprocess", t)
+
+        o = self.options
+        tracks = [] if o.static_image_mode else self._tracks
+        rois = [(tr.id, tr.roi) for tr in tracks]
+        detector_ran = self._should_detect(len(tracks))
+        if detector_ran:
+            for roi in self._detect(img, swap, clock, limit=o.max_people - len(tracks)):
+                if not any(_same_person(roi, r) for _, r in rois):
+                    rois.append((None, roi))
+            self._frames_since_detection = 0
+        else:
+            self._frames_since_detection += 1
+
+        poses, next_rois = [], []
+        for track_id, roi in rois:
+            found = self._landmarks(img, swap, roi, clock)
+            if found is not None:
+                poses.append(found[0])
+                next_rois.append((track_id, found[1]))
+        keep = _drop_duplicates(poses)
+        poses = [poses[i] for i in keep]
+        next_rois = [next_rois[i] for i in keep]
+
+        if o.static_image_mode:
+            for i, pose in enumerate(poses):
+                pose.track_id = i
+        else:
+            self._lost_track = len(poses) < len(tracks)
+            self._tracks = []
+            for pose, (track_id, roi) in zip(poses, next_rois):
+                if track_id is None:
+                    track_id, self._next_id = self._next_id, self._next_id + 1
+                pose.track_id = track_id
+                self._tracks.append(_Track(track_id, roi))
+            poses.sort(key=lambda p: p.track_id)
+        return FrameResult(poses, (width, height), timestamp_ms, clock.ms, detector_ran)
+
+    def reset(self) -> None:
+        """Forget every track (e.g. between unrelated videos)."""
+        self._tracks = []
+        self._frames_since_detection = 0
+        self._lost_track = False
+
+    def close(self) -> None:
+        self._detector.close()
+        self._landmark.close()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- steps ----------------------------------------------------------------------------
+    def _should_detect(self, tracked: int) -> bool:
+        o = self.options
+        if o.static_image_mode or tracked == 0:
+            return True
+        if tracked >= o.max_people:
+            return False
+        return self._lost_track or self._frames_since_detection + 1 >= o.redetect_every
+
+    def _detect(self, img: np.ndarray, swap: bool, clock: StageClock, limit: int) -> list[Roi]:
+        t = clock.start()
+        to_image = det.letterbox_transform(img.shape[1], img.shape[0])
+        x = det.preprocess(img, to_image, swap)
+        t = clock.stop("preprocess", t)
+        boxes, scores = self._detector.run(x, self._det_out)
+        t = clock.stop("detector", t)
+        candidates = det.decode(boxes[0], scores[0], self.options.min_detection_confidence)
+        found = det.to_detections(det.weighted_nms(*candidates), to_image)
+        rois = [roi_from_points(d.keypoints[0], d.keypoints[1]) for d in found]
+        clock.stop("postprocess", t)
+        return rois[:limit]
+
+    def _landmarks(self, img: np.ndarray, swap: bool, roi: Roi,
+                   clock: StageClock) -> tuple[Pose, Roi] | None:
+        o = self.options
+        t = clock.start()
+        x, to_image = lmk.preprocess(img, roi, swap)
+        t = clock.stop("preprocess", t)
+        roles = ["landmarks", "presence", "heatmap", "world"]
+        if o.segmentation:
+            roles.append("segmentation")
+        out = dict(zip(roles, self._landmark.run(x, [self._lmk_out[r] for r in roles])))
+        t = clock.stop("landmark", t)
+        score = float(lmk.sigmoid(out["presence"].reshape(-1)[0]))
+        if score < o.min_presence_confidence:
+            clock.stop("postprocess", t)
+            return None
+        heatmap = out["heatmap"] if o.refine_heatmap else None
+        keypoints, aux = lmk.decode(out["landmarks"], heatmap, roi)
+        world = lmk.decode_world(out["world"], roi) if o.world_landmarks else None
+        mask = None
+        if o.segmentation:
+            mask = lmk.decode_mask(out["segmentation"], to_image, (img.shape[1], img.shape[0]))
+        pose = Pose(keypoints, score, world=world, mask=mask, roi=roi)
+        next_roi = roi_from_points(aux[0], aux[1])
+        clock.stop("postprocess", t)
+        return pose, next_roi
+
+
+def _same_person(a: Roi, b: Roi) -> bool:
+    dist = np.hypot(a.cx - b.cx, a.cy - b.cy)
+    return dist < SAME_PERSON_DISTANCE * min(a.size, b.size)
+
+
+def _drop_duplicates(poses: list[Pose]) -> list[int]:
+    """Indices of poses to keep: of two poses on one body, the first (tracked) one stays."""
+    keep: list[int] = []
+    for i, pose in enumerate(poses):
+        torso = pose.keypoints[_TORSO, :2]
+        duplicate = False
+        for j in keep:
+            other = poses[j]
+            scale = min(pose.roi.size, other.roi.size)
+            if np.linalg.norm(torso - other.keypoints[_TORSO, :2], axis=1).mean() < DUPLICATE_TORSO_DISTANCE * scale:
+                duplicate = True
+                break
+        if not duplicate:
+            keep.append(i)
+    return keep
