@@ -106,3 +106,15 @@ COCO_CONNECTIONS = frozenset({
 
 # The COCO-17 view maps by name: every COCO keypoint has a BlazePose landmark of the same name.
 BLAZEPOSE_TO_COCO = tuple(BlazePoseLandmark[k.name].value for k in CocoKeypoint)
+
+
+def normalize_joint_name(name: str) -> str:
+    """'Right-ankle', 'right ankle' and 'RIGHT_ANKLE' all become 'RIGHT_ANKLE'."""
+    return name.strip().upper().replace("-", "_").replace(" ", "_")
+
+
+def blazepose_index(name: str) -> int | None:
+    """BlazePose landmark index of a joint named in another layout, or None when BlazePose
+    has no landmark of that name (head top, neck, pelvis...): such joints are left out."""
+    member = BlazePoseLandmark.__members__.get(normalize_joint_name(name))
+    return None if member is None else member.value

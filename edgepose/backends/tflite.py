@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import logging
 import os
@@ -49,6 +50,15 @@ def _load_delegate(module, path: str):
     load = getattr(module, "load_delegate", None) or module.experimental.load_delegate
     if not os.path.isfile(path):
         raise BackendError(f"delegate library {path} does not exist: give the path to the .so")
+    # Check the library ourselves first: a failed load_delegate leaves a half-built object
+    # whose destructor prints a traceback (ai-edge-litert 2.3).
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError as exc:
+        raise BackendError(f"delegate {path} could not be loaded: {exc}") from None
+    if not hasattr(lib, "tflite_plugin_create_delegate"):
+        raise BackendError(f"delegate {path} could not be loaded: it is a shared library but not "
+                           "a TFLite external delegate (no tflite_plugin_create_delegate)")
     try:
         return load(path)
     except (ValueError, OSError, RuntimeError) as exc:

@@ -1,0 +1,5 @@
+import sys
+
+from edgepose.cli import main
+
+sys.exit(main())

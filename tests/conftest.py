@@ -1,0 +1,105 @@
+"""Shared fixtures. Tests that need ../shared/data skip with a reason when it is absent;
+no test downloads anything (EDGEPOSE_OFFLINE=1)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+MODELS = SHARED / "models"
+IMAGES = SHARED / "images"
+STREET = SHARED / "video" / "street_1280x720_50fps.avi"
+
+os.environ["EDGEPOSE_OFFLINE"] = "1"
+if MODELS.is_dir():
+    os.environ.setdefault("EDGEPOSE_MODEL_PATH", str(MODELS))
+
+
+def need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is absent: these tests need the workspace's ../shared/data")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_images() -> list[Path]:
+    need(IMAGES)
+    return sorted(p for p in IMAGES.rglob("*") if p.suffix.lower() in (".jpg", ".png"))
+
+
+@pytest.fixture(scope="session")
+def model_path():
+    """Path of a BlazePose model file by name, from ../shared or the mediapipe wheel."""
+    from edgepose import models
+    from edgepose.errors import ModelError
+
+    def get(name: str) -> str:
+        try:
+            return models.resolve(name, models.KNOWN_MODELS[name].role, download=False)
+        except ModelError as exc:
+            pytest.skip(f"model {name} is not available offline: {exc}")
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def image_pipeline(model_path):
+    from edgepose import Pipeline
+
+    with Pipeline(model=model_path("full"), detector=model_path("detector"),
+                  static_image_mode=True, threads=2) as pipe:
+        yield pipe
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+def load_coco_people(annotation_file: Path) -> dict[str, list[dict[int, tuple[float, float]]]]:
+    """Image file -> list of people, each {blazepose index: (x, y)} over the labelled joints
+    whose names BlazePose shares (mapped by name, not index)."""
+    from edgepose.skeletons import blazepose_index
+
+    data = json.loads(annotation_file.read_text())
+    names = data["categories"][0]["keypoints"]
+    files = {img["id"]: img["file_name"] for img in data["images"]}
+    people: dict[str, list] = {name: [] for name in files.values()}
+    for ann in data["annotations"]:
+        kps = np.array(ann["keypoints"], dtype=float).reshape(-1, 3)
+        joints = {}
+        for name, (x, y, v) in zip(names, kps):
+            idx = blazepose_index(name)
+            if idx is not None and v > 0:
+                joints[idx] = (x, y)
+        if joints:
+            people[files[ann["image_id"]]].append({"joints": joints, "bbox": ann["bbox"]})
+    return people
+
+
+def count_found(people: list[dict], predicted: list[np.ndarray], max_error: float = 0.2) -> int:
+    """How many annotated people some predicted (33, >=2) keypoint array matches, one to one.
+
+    Error = mean distance over the labelled joints / sqrt(annotated box area)."""
+    pairs = []
+    for i, person in enumerate(people):
+        idx = list(person["joints"])
+        gt = np.array([person["joints"][k] for k in idx])
+        size = np.sqrt(person["bbox"][2] * person["bbox"][3])
+        for j, kp in enumerate(predicted):
+            err = np.linalg.norm(kp[idx, :2] - gt, axis=1).mean() / size
+            pairs.append((err, i, j))
+    used_gt, used_pred, found = set(), set(), 0
+    for err, i, j in sorted(pairs):
+        if err < max_error and i not in used_gt and j not in used_pred:
+            used_gt.add(i)
+            used_pred.add(j)
+            found += 1
+    return found

@@ -1,0 +1,138 @@
+"""The edgepose command as a user meets it: real runs, and bad input that must end in one
+clear line and a non-zero exit, never a traceback or a hang."""
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import IMAGES, MODELS, ROOT, STREET, need
+
+
+def edgepose(*args, cwd=None, timeout=180):
+    proc = subprocess.run([sys.executable, "-m", "edgepose", *map(str, args)], cwd=cwd or ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def short_clip(tmp_path_factory):
+    """The first 12 frames of the street video, as a small MJPG file."""
+    cap = cv2.VideoCapture(str(need(STREET)))
+    path = tmp_path_factory.mktemp("clip") / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 50.0, (1280, 720))
+    for _ in range(12):
+        ok, frame = cap.read()
+        writer.write(frame)
+    writer.release()
+    cap.release()
+    return path
+
+
+def bad_inputs(tmp):
+    corrupt = tmp / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg" * 20)
+    empty = tmp / "empty"
+    empty.mkdir()
+    junk_model = tmp / "junk.tflite"
+    junk_model.write_bytes(b"definitely not a flatbuffer" * 50)
+    truncated_mp4 = tmp / "truncated.mp4"
+    truncated_mp4.write_bytes(need(STREET.parent / "pedestrians_960x540_5fps.mp4").read_bytes()[:60_000])
+    image = next(need(IMAGES / "mpii").glob("*.jpg"))
+    return {
+        "missing file": ([tmp / "nope.jpg"], "does not exist"),
+        "corrupt image": ([corrupt], "could not be decoded"),
+        "empty folder": ([empty], "has no images"),
+        "truncated video": ([truncated_mp4], "could not be opened as a video"),
+        "unreadable camera": (["9"], "camera 9 could not be opened"),
+        "non-model file": ([image, "--model", junk_model], "not a TFLite model"),
+        "wrong model": ([image, "--model", MODELS / "pose_detection.tflite"], "expected one float32 input"),
+        "unknown model": ([image, "--model", "huge"], "unknown landmark model"),
+        "bad option": ([image, "--max-people", "0"], "max_people must be >= 1"),
+        "delegate missing": ([image, "--delegate", tmp / "libedgetpu.so.1"], "does not exist"),
+    }
+
+
+CASES = ["missing file", "corrupt image", "empty folder", "truncated video", "unreadable camera",
+         "non-model file", "wrong model", "unknown model", "bad option", "delegate missing"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_gives_one_clear_line(case, tmp_path):
+    args, expected = bad_inputs(tmp_path)[case]
+    code, out, err = edgepose("run", *args, timeout=60)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code != 0
+    assert "Traceback" not in err
+    assert len(lines) == 1, err
+    assert lines[0].startswith("edgepose: error: ") and expected in lines[0]
+
+
+def test_truncated_avi_processes_what_it_can_then_fails(tmp_path):
+    data = need(STREET).read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 2])
+    code, out, err = edgepose("run", cut, "--json", tmp_path / "cut.jsonl")
+    assert code != 0 and "Traceback" not in err
+    assert "truncated" in err
+    frames = (tmp_path / "cut.jsonl").read_text().splitlines()
+    assert 0 < len(frames) < 205
+
+
+def test_folder_run_writes_jsonl_contract_and_images(tmp_path, model_path):
+    folder = need(IMAGES / "mpii")
+    out = tmp_path / "annotated"
+    code, stdout, err = edgepose("run", folder, "--json", tmp_path / "poses.jsonl", "--out", out,
+                                 "--threads", 2)
+    assert code == 0, err
+    records = [json.loads(line) for line in (tmp_path / "poses.jsonl").read_text().splitlines()]
+    assert len(records) == 5
+    for i, rec in enumerate(records):
+        assert rec["frame"] == i and rec["source"] == str(folder)
+        assert "timestamp_ms" in rec and set(rec["stages_ms"]) >= {"detector", "landmark"}
+        for pose in rec["poses"]:
+            assert {"id", "score", "bbox", "keypoints"} <= set(pose)
+            assert len(pose["bbox"]) == 4 and len(pose["keypoints"]) == 33
+            assert all(len(k) == 5 for k in pose["keypoints"])
+            w, h = rec["image_size"]
+            xs = np.array(pose["keypoints"])[:, 0]
+            assert -w < xs.mean() < 2 * w  # pixels, not normalised
+    assert sum(len(r["poses"]) for r in records) >= 4
+    assert len(list(out.glob("*.jpg"))) == 5
+    assert "people:" in stdout and "stages ms" in stdout
+
+
+def test_video_run_tracks_and_writes_video(short_clip, tmp_path):
+    out = tmp_path / "annotated.avi"
+    code, stdout, err = edgepose("run", short_clip, "--out", out, "--json", "-", "--threads", 2)
+    assert code == 0, err
+    records = [json.loads(line) for line in stdout.splitlines()]
+    assert [r["frame"] for r in records] == list(range(12))
+    assert records[1]["timestamp_ms"] == pytest.approx(20.0, abs=0.5)
+    assert all(len(r["poses"]) == 1 and r["poses"][0]["id"] == 0 for r in records)
+    assert "detector ran on 1 of 12 frames" in err  # summary goes to stderr with --json -
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
+
+
+def test_first_run_with_no_source_uses_a_shipped_photo(tmp_path):
+    from edgepose.sources import demo_image
+
+    if demo_image() is None:
+        pytest.skip("neither scikit-image nor matplotlib is installed: no demo photo")
+    code, out, err = edgepose("run", cwd=tmp_path)
+    assert code == 0, err
+    assert "people: 1 pose(s)" in out
+    image = cv2.imread(str(tmp_path / "edgepose_demo.jpg"))
+    assert image is not None and image.shape[0] > 100
+
+
+def test_models_lists_known_models():
+    code, out, err = edgepose("models", "--json")
+    assert code == 0, err
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert set(rows) == {"detector", "lite", "full", "heavy"}
+    assert all(len(r["sha256"]) == 64 for r in rows.values())

@@ -1,0 +1,107 @@
+"""Model registry resolution and the TFLite backend's checks, on real files."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from edgepose import models
+from edgepose.backends import load_model
+from edgepose.errors import BackendError, ModelError
+
+from conftest import MODELS, need
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """No model path, an empty cache, downloads off: only what the test puts there."""
+    monkeypatch.setenv("EDGEPOSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("EDGEPOSE_MODEL_PATH", raising=False)
+    monkeypatch.setenv("EDGEPOSE_OFFLINE", "1")
+    monkeypatch.setattr(models, "_mediapipe_dir", lambda: None)
+    return tmp_path
+
+
+def test_registry_pins_the_shared_digests():
+    sums = need(MODELS / "SHA256SUMS").read_text().split()
+    pinned = dict(zip(sums[1::2], sums[0::2]))
+    for model in models.KNOWN_MODELS.values():
+        assert pinned[model.filename] == model.sha256
+
+
+def test_resolves_from_cache_and_checks_digest(isolated):
+    src = need(MODELS / "pose_landmark_lite.tflite")
+    cache = isolated / "cache"
+    cache.mkdir()
+    shutil.copy(src, cache / src.name)
+    assert models.resolve("lite", "landmark") == str(cache / src.name)
+    # a file with the right name but other bytes is not the pinned model
+    (cache / src.name).write_bytes(src.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(ModelError, match="pose_landmark_lite.tflite.*not on this machine"):
+        models.resolve("lite", "landmark")
+
+
+def test_offline_and_missing_says_which_file_and_how(isolated):
+    with pytest.raises(ModelError) as err:
+        models.resolve("heavy", "landmark")
+    msg = str(err.value)
+    assert "pose_landmark_heavy.tflite" in msg and models.KNOWN_MODELS["heavy"].sha256 in msg
+    assert "EDGEPOSE_MODEL_PATH" in msg and "--model" in msg
+
+
+def test_model_path_env_is_searched(isolated, monkeypatch):
+    need(MODELS)
+    monkeypatch.setenv("EDGEPOSE_MODEL_PATH", str(MODELS))
+    rows = {r["name"]: r for r in models.status()}
+    assert rows["heavy"]["source"] == "EDGEPOSE_MODEL_PATH"
+    assert rows["heavy"]["path"].endswith("pose_landmark_heavy.tflite")
+
+
+@pytest.mark.parametrize("name, role, message", [
+    ("huge", "landmark", "unknown landmark model 'huge'"),
+    ("detector", "landmark", "is a detector model, not a landmark model"),
+    ("/no/such/model.tflite", "landmark", "does not exist"),
+])
+def test_bad_model_names(name, role, message):
+    with pytest.raises(ModelError, match=message):
+        models.resolve(name, role)
+
+
+def test_non_model_and_truncated_files_are_model_errors(tmp_path):
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"not a model at all" * 10)
+    with pytest.raises(ModelError, match="not a TFLite model"):
+        load_model(str(junk))
+    data = need(MODELS / "pose_landmark_lite.tflite").read_bytes()
+    cut = tmp_path / "cut.tflite"
+    cut.write_bytes(data[: len(data) // 3])
+    with pytest.raises(ModelError, match="could not be loaded"):
+        load_model(str(cut))
+
+
+def test_backend_runs_real_model_and_reports_tensors(model_path):
+    model = load_model(model_path("detector"), threads=2)
+    assert [tuple(s.shape) for s in model.inputs] == [(1, 224, 224, 3)]
+    assert sorted(tuple(s.shape) for s in model.outputs) == [(1, 2254, 1), (1, 2254, 12)]
+    outs = model.run(np.zeros((1, 224, 224, 3), np.float32))
+    assert all(np.isfinite(o).all() for o in outs)
+
+
+def test_unknown_runtime_and_bad_delegate(model_path, tmp_path):
+    with pytest.raises(BackendError, match="unknown TFLite runtime"):
+        load_model(model_path("detector"), runtime="onnx")
+    with pytest.raises(BackendError, match="does not exist"):
+        load_model(model_path("detector"), delegate=str(tmp_path / "libnope.so"))
+    not_a_delegate = tmp_path / "libfake_delegate.so"
+    not_a_delegate.write_bytes(b"\x7fELF garbage")
+    with pytest.raises(BackendError, match="could not be loaded"):
+        load_model(model_path("detector"), delegate=str(not_a_delegate))
+
+
+def test_wrong_model_in_a_slot_names_the_tensor(model_path):
+    from edgepose import Pipeline
+
+    with pytest.raises(ModelError, match=r"landmark model .*pose_detection.tflite.*\[1, 256, 256, 3\]"):
+        Pipeline(model=model_path("detector"))
+    with pytest.raises(ModelError, match=r"detector model .*expected one float32 input of shape \[1, 224, 224, 3\]"):
+        Pipeline(detector=model_path("full"))
