@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections import defaultdict
 
@@ -70,3 +71,35 @@ class RunStats:
             "fps": round(self.frames / self.wall_s, 2) if self.wall_s > 0 else None,
             "stages_ms": per_stage,
         }
+
+
+def device_facts() -> dict:
+    """What a benchmark figure was measured on: CPU, cores, OS, Python, library versions."""
+    import platform
+    from importlib import metadata
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    versions = {}
+    for dist in ("edgepose", "numpy", "opencv-python-headless", "opencv-python",
+                 "opencv-contrib-python", "ai-edge-litert", "tflite-runtime", "tensorflow",
+                 "mediapipe"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return {
+        "cpu": cpu,
+        "machine": platform.machine(),
+        "cores": os.cpu_count(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "libraries": versions,
+    }
