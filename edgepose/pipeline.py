@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 SAME_PERSON_DISTANCE = 0.15
 # Detector thresholds when Options.min_detection_confidence is None. With several people
 # the detector's low-score candidates are often real people seen from behind or far away
-# (on the shared AIC/CrowdPose/MHP/ExLPose images: 8 of 23 found at 0.5, 14 of 23 at 0.1,
-# with 1 unmatched pose either way), and the landmark model's presence score rejects the rest.
+# (on the shared AIC/CrowdPose/MHP/ExLPose images: 8 of 23 annotated people found at 0.5,
+# 13 of 23 at 0.1, every returned pose matching one), and the landmark model's presence
+# score rejects the rest.
 SINGLE_PERSON_DETECTION_SCORE = 0.5
 MULTI_PERSON_DETECTION_SCORE = 0.1
 # Two poses whose torso points are this close (fraction of ROI size) are one person.
@@ -229,7 +230,8 @@ class Pipeline:
             roles.append("segmentation")
         out = dict(zip(roles, self._landmark.run(x, [self._lmk_out[r] for r in roles])))
         t = clock.stop("landmark", t)
-        score = float(lmk.sigmoid(out["presence"].reshape(-1)[0]))
+        # The presence output is already a probability (MediaPipe thresholds it raw).
+        score = float(out["presence"].reshape(-1)[0])
         if score < o.min_presence_confidence:
             clock.stop("postprocess", t)
             return None

@@ -68,6 +68,16 @@ def test_reset_forgets_tracks(street_frames, model_path):
         assert pipe.process(street_frames[2]).detector_ran
 
 
+def test_person_gone_means_track_lost(street_frames, model_path):
+    from edgepose import Pipeline
+
+    with Pipeline(model=model_path("full"), detector=model_path("detector"), threads=2) as pipe:
+        assert len(pipe.process(street_frames[0]).poses) == 1
+        empty = np.full_like(street_frames[0], 127)
+        assert pipe.process(empty).poses == []  # presence below threshold: no pose
+        assert pipe.process(street_frames[1]).detector_ran  # so the detector looks again
+
+
 def test_rgb_and_bgr_give_the_same_poses(street_frames, image_pipeline):
     bgr = street_frames[0]
     a = image_pipeline.process(bgr).poses
