@@ -6,10 +6,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import time
 
 import numpy as np
 
-from edgepose import models
+from edgepose import models, smoothing
 from edgepose.backends import check_input, find_output, load_model
 from edgepose.blazepose import detector as det
 from edgepose.blazepose import landmarks as lmk
@@ -70,6 +71,13 @@ class Options:
         "help": "decode world landmarks (metres, hip-centred)"})
     segmentation: bool = dataclasses.field(default=False, metadata={
         "help": "decode a person segmentation mask per pose"})
+    smoothing: str = dataclasses.field(default="default", metadata={
+        "help": "temporal smoothing in video mode: none, light, default (MediaPipe's "
+                "settings) or strong; image mode never smooths"})
+    smoothing_min_cutoff: float | None = dataclasses.field(default=None, metadata={
+        "help": "override the landmark filter's min_cutoff (Hz; lower is smoother at rest)"})
+    smoothing_beta: float | None = dataclasses.field(default=None, metadata={
+        "help": "override the landmark filter's beta (higher lags less when moving)"})
 
     @property
     def detection_threshold(self) -> float:
@@ -86,6 +94,7 @@ class Options:
             raise ValueError(f"redetect_every must be >= 1, got {self.redetect_every}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
+        smoothing.config_for(self.smoothing, self.smoothing_min_cutoff, self.smoothing_beta)
         for name in ("min_detection_confidence", "min_presence_confidence"):
             if getattr(self, name) is not None and not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -115,6 +124,8 @@ class Pipeline:
         self._detector = load_model(self.detector_path, **backend_opts)
         self._landmark = load_model(self.landmark_path, **backend_opts)
         self._bind_outputs()
+        config = smoothing.config_for(o.smoothing, o.smoothing_min_cutoff, o.smoothing_beta)
+        self._smoother = smoothing.Smoother(config) if config and not o.static_image_mode else None
         self._tracks: list[_Track] = []
         self._next_id = 0
         self._frames_since_detection = 0
@@ -157,28 +168,34 @@ class Pipeline:
         else:
             self._frames_since_detection += 1
 
-        poses, next_rois = [], []
+        found = []
         for track_id, roi in rois:
-            found = self._landmarks(img, swap, roi, clock)
-            if found is not None:
-                poses.append(found[0])
-                next_rois.append((track_id, found[1]))
-        keep = _drop_duplicates(poses)
-        poses = [poses[i] for i in keep]
-        next_rois = [next_rois[i] for i in keep]
+            landmarks = self._landmarks(img, swap, roi, clock)
+            if landmarks is not None:
+                found.append((track_id, *landmarks))
+        found = [found[i] for i in _drop_duplicates([pose for _, pose, _ in found])]
 
         if o.static_image_mode:
-            for i, pose in enumerate(poses):
+            for i, (_, pose, _) in enumerate(found):
                 pose.track_id = i
-        else:
-            self._lost_track = len(poses) < len(tracks)
-            self._tracks = []
-            for pose, (track_id, roi) in zip(poses, next_rois):
-                if track_id is None:
-                    track_id, self._next_id = self._next_id, self._next_id + 1
-                pose.track_id = track_id
-                self._tracks.append(_Track(track_id, roi))
-            poses.sort(key=lambda p: p.track_id)
+            return FrameResult([p for _, p, _ in found], (width, height), timestamp_ms,
+                               clock.ms, detector_ran)
+
+        for entry in found:
+            if entry[0] is None:
+                entry[1].track_id, self._next_id = self._next_id, self._next_id + 1
+            else:
+                entry[1].track_id = entry[0]
+        poses = [pose for _, pose, _ in found]
+        auxiliary = [aux for _, _, aux in found]
+        if self._smoother is not None:
+            t = clock.start()
+            seconds = timestamp_ms / 1000.0 if timestamp_ms is not None else time.monotonic()
+            auxiliary = self._smoother.step(poses, seconds, auxiliary)
+            clock.stop("smoothing", t)
+        self._lost_track = len(poses) < len(tracks)
+        self._tracks = [_Track(p.track_id, roi_from_points(a[0], a[1])) for p, a in zip(poses, auxiliary)]
+        poses.sort(key=lambda p: p.track_id)
         return FrameResult(poses, (width, height), timestamp_ms, clock.ms, detector_ran)
 
     def reset(self) -> None:
@@ -186,6 +203,8 @@ class Pipeline:
         self._tracks = []
         self._frames_since_detection = 0
         self._lost_track = False
+        if self._smoother is not None:
+            self._smoother.reset()
 
     def close(self) -> None:
         self._detector.close()
@@ -220,7 +239,9 @@ class Pipeline:
         return rois[:limit]
 
     def _landmarks(self, img: np.ndarray, swap: bool, roi: Roi,
-                   clock: StageClock) -> tuple[Pose, Roi] | None:
+                   clock: StageClock) -> tuple[Pose, np.ndarray] | None:
+        """Landmarks in ``roi``: the pose and the (2, 2) auxiliary points that place the
+        next crop, or None when the model says nobody is there."""
         o = self.options
         t = clock.start()
         x, to_image = lmk.preprocess(img, roi, swap)
@@ -242,9 +263,8 @@ class Pipeline:
         if o.segmentation:
             mask = lmk.decode_mask(out["segmentation"], to_image, (img.shape[1], img.shape[0]))
         pose = Pose(keypoints, score, world=world, mask=mask, roi=roi)
-        next_roi = roi_from_points(aux[0], aux[1])
         clock.stop("postprocess", t)
-        return pose, next_roi
+        return pose, aux
 
 
 def _same_person(a: Roi, b: Roi) -> bool:
