@@ -270,6 +270,37 @@ def print_summary(stream, source, pipe, stats, output, json_path) -> None:
         print("wrote: " + ", ".join(written), file=stream)
 
 
+def cmd_smooth(args: argparse.Namespace) -> int:
+    from edgepose.smoothing import config_for, smooth_records
+
+    try:
+        config = config_for(args.preset, args.min_cutoff, args.beta)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if config is None:
+        raise InputError("--preset none would change nothing: choose light, default or strong")
+    path = Path(args.input)
+    if not path.is_file():
+        raise InputError(f"{path} does not exist: give a JSON Lines file from 'edgepose run --json'")
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            _ = record["frame"], record["poses"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise InputError(f"{path}:{number} is not an 'edgepose run --json' record") from None
+        records.append(record)
+    smoothed = smooth_records(records, config, zero_lag=args.zero_lag, fps=args.fps)
+    with open(args.out, "w", encoding="utf-8") as f:
+        for record in smoothed:
+            f.write(json.dumps(record) + "\n")
+    kind = "zero-lag (forward + backward)" if args.zero_lag else "forward (as live)"
+    print(f"smoothed {len(records)} frame(s) with {args.preset}, {kind}: wrote {args.out}")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from edgepose import models
 
@@ -311,6 +342,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="skeleton drawn on --out/--show (default: blazepose)")
     add_option_flags(run)
     run.set_defaults(func=cmd_run)
+
+    smooth = sub.add_parser("smooth", help="smooth the poses of a --json file offline",
+                            description="Smooth an 'edgepose run --json' file. Forward is the "
+                            "live filter (causal, a little lag); --zero-lag runs it forward and "
+                            "backward, cancelling the lag, which only a recorded file allows.")
+    smooth.add_argument("input", help="JSON Lines from edgepose run --json")
+    smooth.add_argument("--out", required=True, help="where to write the smoothed JSON Lines")
+    smooth.add_argument("--preset", default="default", help="light, default or strong")
+    smooth.add_argument("--min-cutoff", type=float, help="override the preset's min_cutoff (Hz)")
+    smooth.add_argument("--beta", type=float, help="override the preset's beta")
+    smooth.add_argument("--zero-lag", action="store_true", help="forward + backward pass")
+    smooth.add_argument("--fps", type=float, default=30.0,
+                        help="frame rate for records without timestamp_ms (default: 30)")
+    smooth.set_defaults(func=cmd_smooth)
 
     mods = sub.add_parser("models", help="list known models and where they are found")
     mods.add_argument("--download", nargs="+", metavar="NAME",

@@ -24,6 +24,7 @@ import math
 
 import numpy as np
 
+from edgepose.blazepose.roi import ROI_SCALE
 from edgepose.types import Pose
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class SmoothingConfig:
 PRESETS: dict[str, SmoothingConfig | None] = {
     "none": None,
     "light": SmoothingConfig(
-        landmarks=OneEuroParams(0.3, 80.0), world=OneEuroParams(0.3, 40.0, scale_invariant=False),
+        landmarks=OneEuroParams(0.1, 120.0), world=OneEuroParams(0.2, 60.0, scale_invariant=False),
         auxiliary=OneEuroParams(0.01, 10.0), visibility_alpha=0.3),
     "default": SmoothingConfig(
         landmarks=OneEuroParams(0.05, 80.0), world=OneEuroParams(0.1, 40.0, scale_invariant=False),
@@ -208,7 +209,7 @@ class Smoother:
             person = self._people.get(pose.track_id)
             if person is None:
                 person = self._people[pose.track_id] = PersonFilter(self.config)
-            scale = pose.roi.size if pose.roi is not None else _keypoint_scale(pose.keypoints)
+            scale = object_scale(pose, None if auxiliary is None else auxiliary[i])
             person.apply(pose, t, scale)
             if auxiliary is not None:
                 smoothed_aux.append(person.apply_auxiliary(auxiliary[i], t, scale))
@@ -218,10 +219,16 @@ class Smoother:
         self._people.clear()
 
 
-def _keypoint_scale(keypoints: np.ndarray) -> float:
-    """Object size from the keypoints' box: mean of its width and height (MediaPipe's
-    fallback when no ROI is given)."""
-    span = keypoints[:, :2].max(axis=0) - keypoints[:, :2].min(axis=0)
+def object_scale(pose: Pose, auxiliary: np.ndarray | None = None) -> float:
+    """The size values are divided by, in pixels. As MediaPipe: the side of the alignment
+    box of this frame's auxiliary points (twice the distance between them, before the crop
+    is enlarged); else the crop without its 1.25 margin; else the keypoints' box (mean of
+    width and height)."""
+    if auxiliary is not None:
+        return 2.0 * float(np.linalg.norm(auxiliary[1] - auxiliary[0]))
+    if pose.roi is not None:
+        return pose.roi.size / ROI_SCALE
+    span = pose.keypoints[:, :2].max(axis=0) - pose.keypoints[:, :2].min(axis=0)
     return float(span.mean())
 
 
@@ -302,3 +309,44 @@ def lag_frames(raw: np.ndarray, smoothed: np.ndarray, max_lag: int = 10,
     if not lags:
         raise ValueError("no body landmark moves enough to measure lag")
     return float(np.median(lags))
+
+
+def smooth_records(records: list[dict], config: SmoothingConfig, zero_lag: bool = False,
+                   fps: float = 30.0) -> list[dict]:
+    """Smooth the poses of ``edgepose run --json`` records offline (a new list; the input
+    is not changed). Each track id is filtered over its runs of consecutive frames (a gap
+    restarts it, as live). Times come from ``timestamp_ms``, else ``frame / fps``. The
+    object size is the keypoint box (the JSON has no crop). ``zero_lag`` runs each filter
+    forward and backward (see :func:`smooth_sequence`)."""
+    import copy
+
+    out = copy.deepcopy(records)
+    runs: dict[int, list[list[tuple[float, dict]]]] = {}
+    last_frame: dict[int, int] = {}
+    for rec in out:
+        t = rec["timestamp_ms"] / 1000.0 if rec.get("timestamp_ms") is not None else rec["frame"] / fps
+        for pose in rec["poses"]:
+            tid = pose["id"]
+            if last_frame.get(tid) != rec["frame"] - 1:
+                runs.setdefault(tid, []).append([])
+            runs[tid][-1].append((t, pose))
+            last_frame[tid] = rec["frame"]
+    for segments in runs.values():
+        for segment in segments:
+            if len(segment) < 2:
+                continue
+            times = np.array([t for t, _ in segment])
+            kp = np.array([p["keypoints"] for _, p in segment], dtype=np.float64)  # (T, 33, 5)
+            span = kp[:, :, :2].max(axis=1) - kp[:, :, :2].min(axis=1)
+            scales = span.mean(axis=1)
+            if config.landmarks:
+                kp[:, :, :3] = smooth_sequence(times, kp[:, :, :3], scales, config.landmarks, zero_lag)
+            worlds = [p.get("world") for _, p in segment]
+            smoothed_world = None
+            if config.world and all(w is not None for w in worlds):
+                smoothed_world = smooth_sequence(times, np.array(worlds), 1.0, config.world, zero_lag)
+            for i, (_, pose) in enumerate(segment):
+                pose["keypoints"] = np.round(kp[i], 4).tolist()
+                if smoothed_world is not None:
+                    pose["world"] = np.round(smoothed_world[i], 5).tolist()
+    return out

@@ -118,6 +118,21 @@ def test_video_run_tracks_and_writes_video(short_clip, tmp_path):
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
 
 
+def test_offline_smoothing_of_a_json_file(short_clip, tmp_path):
+    raw, smooth = tmp_path / "raw.jsonl", tmp_path / "smooth.jsonl"
+    code, _, err = edgepose("run", short_clip, "--json", raw, "--smoothing", "none")
+    assert code == 0, err
+    code, out, err = edgepose("smooth", raw, "--out", smooth, "--zero-lag", "--preset", "strong")
+    assert code == 0, err
+    assert "zero-lag" in out
+    a = [json.loads(line) for line in raw.read_text().splitlines()]
+    b = [json.loads(line) for line in smooth.read_text().splitlines()]
+    assert len(a) == len(b) == 12
+    assert a[5]["poses"][0]["keypoints"] != b[5]["poses"][0]["keypoints"]
+    code, _, err = edgepose("smooth", tmp_path / "nope.jsonl", "--out", smooth)
+    assert code == 1 and err.strip().startswith("edgepose: error:") and "Traceback" not in err
+
+
 def test_first_run_with_no_source_uses_a_shipped_photo(tmp_path):
     from edgepose.sources import demo_image
 
