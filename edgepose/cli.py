@@ -362,6 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="download these models into the cache (sha256-checked)")
     mods.add_argument("--json", action="store_true", help="print JSON")
     mods.set_defaults(func=cmd_models)
+
+    from edgepose.evaluation import add_eval_parser
+
+    add_eval_parser(sub)
     return parser
 
 
