@@ -28,6 +28,7 @@ log = logging.getLogger("edgepose")
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov")
 DEMO_OUT = "edgepose_demo.jpg"
+PIPELINE_STAGES = ("preprocess", "detector", "landmark", "postprocess", "smoothing")
 EXIT_ERROR = 1
 
 
@@ -170,9 +171,9 @@ class Window:
 def cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from edgepose.draw import draw_poses
+    from edgepose.draw import draw_poses, draw_overlay
     from edgepose.pipeline import Pipeline
-    from edgepose.profiler import RunStats
+    from edgepose.profiler import Profiler
     from edgepose.sources import demo_image, open_source
 
     spec, out_path = args.source, args.out
@@ -196,7 +197,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         json_file = sys.stdout if args.json == "-" else open(args.json, "w", encoding="utf-8")
     report = sys.stderr if args.json == "-" else sys.stdout
 
-    stats = RunStats()
+    stats = Profiler()
     frames = iter(source)
     bar = tqdm(total=source.total, unit="frame", disable=None if source.total else True,
                file=sys.stderr, leave=False)
@@ -212,6 +213,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             if output or window:
                 t1 = time.perf_counter_ns()
                 canvas = draw_poses(frame.image, result.poses, layout=args.layout)
+                if args.overlay:
+                    draw_overlay(canvas, stats.rolling_fps, stages, len(result.poses))
                 stages["render"] = (time.perf_counter_ns() - t1) / 1e6
                 if output:
                     output.write(canvas, frame)
@@ -255,12 +258,18 @@ def print_summary(stream, source, pipe, stats, output, json_path) -> None:
     tracks = f", {s['tracks']} track id(s)" if not o.static_image_mode else ""
     print(f"people: {s['people']} pose(s) found{tracks}; {detector}", file=stream)
     stages = s["stages_ms"]
-    pipeline_ms = sum(stages[k]["mean"] for k in ("preprocess", "detector", "landmark", "postprocess")
-                      if k in stages)
+    pipeline_ms = sum(stages[k]["mean"] for k in PIPELINE_STAGES if k in stages)
     fps = f"{s['fps']:.1f} FPS end to end, " if s["fps"] else ""
-    print(f"speed: {fps}pipeline {pipeline_ms:.2f} ms/frame", file=stream)
-    print("stages ms (mean / p90): " + ", ".join(
-        f"{k} {v['mean']:.2f}/{v['p90']:.2f}" for k, v in stages.items()), file=stream)
+    proc = s["process"]
+    usage = ""
+    if proc["cpu_percent_mean"] is not None:
+        usage = f"; process CPU {proc['cpu_percent_mean']:.0f}%, RSS {proc['rss_mb_max']:.0f} MB"
+    elif proc["rss_mb_max"] is not None:
+        usage = f"; process RSS {proc['rss_mb_max']:.0f} MB"
+    print(f"speed: {fps}pipeline {pipeline_ms:.2f} ms/frame{usage}", file=stream)
+    print("stages ms (mean / p50 / p90 / p99): " + ", ".join(
+        f"{k} {v['mean']:.2f}/{v['p50']:.2f}/{v['p90']:.2f}/{v['p99']:.2f}" for k, v in stages.items()),
+        file=stream)
     written = []
     if output and output.written:
         written.append(str(output.path))
@@ -340,6 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--show", action="store_true", help="show frames in a window")
     run.add_argument("--layout", choices=("blazepose", "coco"), default="blazepose",
                      help="skeleton drawn on --out/--show (default: blazepose)")
+    run.add_argument("--overlay", action="store_true",
+                     help="draw rolling FPS and per-stage ms on --out/--show frames")
     add_option_flags(run)
     run.set_defaults(func=cmd_run)
 
@@ -363,9 +374,11 @@ def build_parser() -> argparse.ArgumentParser:
     mods.add_argument("--json", action="store_true", help="print JSON")
     mods.set_defaults(func=cmd_models)
 
+    from edgepose.bench import add_bench_parser
     from edgepose.evaluation import add_eval_parser
 
     add_eval_parser(sub)
+    add_bench_parser(sub)
     return parser
 
 

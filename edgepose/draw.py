@@ -43,3 +43,17 @@ def draw_poses(image: np.ndarray, poses: list[Pose], layout: str = "blazepose",
             cv2.putText(canvas, f"#{pose.track_id} {pose.score:.2f}", (int(x), max(12, int(y) - 6)),
                         cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thickness + 0.2, color, thickness, cv2.LINE_AA)
     return canvas
+
+
+def draw_overlay(canvas: np.ndarray, fps: float | None, stages_ms: dict[str, float],
+                 people: int) -> np.ndarray:
+    """Write rolling FPS, people and per-stage ms in the top-left corner, in place."""
+    lines = [f"{fps:.1f} FPS  {people} people" if fps else f"{people} people"]
+    lines += [f"{name} {ms:.1f} ms" for name, ms in stages_ms.items()]
+    scale = max(0.4, canvas.shape[0] / 1200)
+    step = int(22 * scale / 0.5)
+    for i, text in enumerate(lines):
+        y = 10 + step * (i + 1)
+        cv2.putText(canvas, text, (10, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(canvas, text, (10, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return canvas

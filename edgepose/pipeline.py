@@ -123,6 +123,7 @@ class Pipeline:
         self.landmark_path = models.resolve(o.model, "landmark")
         self._detector = load_model(self.detector_path, **backend_opts)
         self._landmark = load_model(self.landmark_path, **backend_opts)
+        self.runtime = f"tflite/{self._landmark.runtime}"
         self._bind_outputs()
         config = smoothing.config_for(o.smoothing, o.smoothing_min_cutoff, o.smoothing_beta)
         self._smoother = smoothing.Smoother(config) if config and not o.static_image_mode else None

@@ -1,0 +1,25 @@
+"""Choose the engine behind the pipeline once, by name: every engine takes the same
+:class:`~edgepose.pipeline.Options` and returns the same FrameResult."""
+
+from __future__ import annotations
+
+import importlib
+
+from edgepose.errors import BackendError
+from edgepose.pipeline import Options
+
+# name -> (module, class). Modules import lazily: mediapipe is heavy and optional.
+ENGINES = {
+    "tflite": ("edgepose.pipeline", "Pipeline"),
+    "mediapipe": ("edgepose.mediapipe_backend", "MediaPipeSolutionPipeline"),
+    "mediapipe-tasks": ("edgepose.mediapipe_backend", "MediaPipeTasksPipeline"),
+}
+
+
+def create_pipeline(backend: str = "tflite", options: Options | None = None, **overrides):
+    """A pipeline on the named engine: tflite (edgepose's own, on a TFLite interpreter),
+    mediapipe (the legacy Solutions API) or mediapipe-tasks (PoseLandmarker)."""
+    if backend not in ENGINES:
+        raise BackendError(f"unknown backend {backend!r}: choose one of {', '.join(ENGINES)}")
+    module, name = ENGINES[backend]
+    return getattr(importlib.import_module(module), name)(options, **overrides)

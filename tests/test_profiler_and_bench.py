@@ -1,0 +1,79 @@
+"""Profiler figures, device facts, and `edgepose bench` end to end on real frames."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edgepose import profiler
+from edgepose.profiler import Profiler, latency_stats, parse_throttled
+
+from conftest import IMAGES, ROOT, need
+
+
+def test_latency_stats_known_values():
+    s = latency_stats(list(range(1, 101)))
+    assert s["count"] == 100 and s["min"] == 1 and s["max"] == 100
+    assert s["mean"] == 50.5 and s["p50"] == 50.5
+    assert s["p90"] == pytest.approx(90.1) and s["p99"] == pytest.approx(99.01)
+    assert s["std"] == pytest.approx(np.std(np.arange(1, 101)), abs=1e-3)
+    assert latency_stats([]) == {"count": 0}
+
+
+def test_profiler_counts_skipped_stages_as_zero_and_reports_process():
+    prof = Profiler()
+    prof.add({"landmark": 4.0, "detector": 6.0}, poses=1, detector_ran=True, track_ids=(0,))
+    prof.add({"landmark": 2.0}, poses=1, track_ids=(0,))
+    prof.add({"landmark": 3.0}, poses=2, track_ids=(0, 1))
+    s = prof.summary()
+    assert s["frames"] == 3 and s["people"] == 4 and s["tracks"] == 2 and s["detector_frames"] == 1
+    assert s["stages_ms"]["detector"]["count"] == 3 and s["stages_ms"]["detector"]["mean"] == 2.0
+    assert s["stages_ms"]["landmark"]["p50"] == 3.0
+    assert prof.rolling_fps is not None and prof.rolling_fps > 0
+    assert s["process"]["rss_mb_max"] > 10  # psutil is a dependency: a real reading
+
+
+def test_thermal_zones_read_and_absent_sensors_are_none(tmp_path):
+    zone = tmp_path / "thermal_zone0"
+    zone.mkdir()
+    (zone / "type").write_text("cpu-thermal\n")
+    (zone / "temp").write_text("48312\n")
+    assert profiler._thermal_zones(str(tmp_path)) == {"thermal_zone0:cpu-thermal": 48.312}
+    assert profiler._thermal_zones(str(tmp_path / "none")) is None
+
+
+def test_pi_throttle_flags():
+    flags = parse_throttled("throttled=0x50005\n")
+    assert flags["under_voltage_now"] and flags["throttled_now"] and not flags["freq_capped_now"]
+    assert flags["under_voltage_occurred"] and flags["throttled_occurred"]
+    assert parse_throttled("error") is None
+
+
+def test_device_facts_name_the_machine():
+    facts = profiler.device_facts()
+    assert facts["cores"] >= 1 and facts["python"].count(".") == 2
+    assert "numpy" in facts["libraries"]
+    assert set(facts["thermal"]) == {"thermal_zones_c", "raspberry_pi_throttled", "jetson_power_rails_mw"}
+
+
+def test_bench_command_writes_json_markdown_and_plot(tmp_path, model_path):
+    folder = need(IMAGES / "mhp")
+    out = tmp_path / "bench"
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgepose", "bench", str(folder), "--models", "full",
+         "--threads", "1,2", "--warmup", "1", "--runs", "4", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "bench.json").read_text())
+    assert report["schema"] == "edgepose.bench/1" and report["source"]["mode"] == "image"
+    assert [r["threads"] for r in report["results"]] == [1, 2]
+    for r in report["results"]:
+        lat = r["latency_ms"]
+        assert lat["count"] == 4 and lat["min"] <= lat["p50"] <= lat["p99"] <= lat["max"]
+        assert r["model_sha256"] == "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f"
+        assert r["stages_ms"]["landmark"]["count"] == 4
+    assert "| full | tflite | 2 |" in (out / "bench.md").read_text()
+    if (out / "bench.png").exists():
+        assert (out / "bench.png").read_bytes()[:4] == b"\x89PNG"
