@@ -28,13 +28,20 @@ log = logging.getLogger("edgepose")
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov")
 DEMO_OUT = "edgepose_demo.jpg"
-PIPELINE_STAGES = ("preprocess", "detector", "landmark", "postprocess", "smoothing")
+PIPELINE_STAGES = ("preprocess", "detector", "landmark", "postprocess", "smoothing", "mediapipe")
 EXIT_ERROR = 1
 
 
 # -- options: flags generated from the Options dataclass, never copied by hand ------------
 def add_option_flags(parser: argparse.ArgumentParser) -> None:
+    """--backend and one flag per Options field."""
+    from edgepose.engines import ENGINES
     from edgepose.pipeline import Options
+
+    parser.add_argument("--backend", choices=list(ENGINES), default="tflite",
+                        help="engine: tflite (edgepose on LiteRT), mediapipe (legacy "
+                             "mediapipe.solutions.pose, one person), mediapipe-tasks "
+                             "(MediaPipe PoseLandmarker) (default: tflite)")
 
     for field in dataclasses.fields(Options):
         flag = "--" + field.name.replace("_", "-")
@@ -172,7 +179,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from edgepose.draw import draw_poses, draw_overlay
-    from edgepose.pipeline import Pipeline
+    from edgepose.engines import create_pipeline
     from edgepose.profiler import Profiler
     from edgepose.sources import demo_image, open_source
 
@@ -189,7 +196,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     source = open_source(spec)
     opts = options_from_args(args, static_image_mode=source.kind == "image")
     with native_stderr_quiet(not args.verbose):
-        pipe = Pipeline(opts)
+        pipe = create_pipeline(args.backend, opts)
     output = AnnotatedOutput(Path(out_path), source) if out_path else None
     window = Window(f"edgepose: {source.name}") if args.show else None
     json_file = None
@@ -208,7 +215,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             if frame is None:
                 break
             decode_ms = (time.perf_counter_ns() - t0) / 1e6
-            result = pipe.process(frame.image, frame.timestamp_ms)
+            # MediaPipe starts its graph (and prints) on the first frame
+            with native_stderr_quiet(stats.frames == 0 and not args.verbose):
+                result = pipe.process(frame.image, frame.timestamp_ms)
             stages = {"decode": decode_ms, **result.stages_ms}
             if output or window:
                 t1 = time.perf_counter_ns()
@@ -252,7 +261,8 @@ def print_summary(stream, source, pipe, stats, output, json_path) -> None:
     o = pipe.options
     model = Path(pipe.landmark_path).name
     print(f"edgepose {__version__}: {s['frames']} frame(s) from {source.name}, model {o.model} "
-          f"({model}), {'image' if o.static_image_mode else 'video'} mode, max_people {o.max_people}",
+          f"({model}, {pipe.runtime}), {'image' if o.static_image_mode else 'video'} mode, "
+          f"max_people {o.max_people}, smoothing {'off' if o.static_image_mode else o.smoothing}",
           file=stream)
     detector = f"detector ran on {s['detector_frames']} of {s['frames']} frames"
     tracks = f", {s['tracks']} track id(s)" if not o.static_image_mode else ""
@@ -374,11 +384,13 @@ def build_parser() -> argparse.ArgumentParser:
     mods.add_argument("--json", action="store_true", help="print JSON")
     mods.set_defaults(func=cmd_models)
 
+    from converters.task_bundle import add_convert_parser
     from edgepose.bench import add_bench_parser
     from edgepose.evaluation import add_eval_parser
 
     add_eval_parser(sub)
     add_bench_parser(sub)
+    add_convert_parser(sub)
     return parser
 
 

@@ -569,9 +569,7 @@ def score(dataset: Dataset, predictions: dict[int, list[Pose]], source: Path | N
 def pipeline_facts(pipe) -> dict:
     """Model and backend of an edgepose Pipeline, for results."""
     o = pipe.options
-    # Pipeline has no public name for the runtime it picked ('auto' resolves at load).
-    runtime = getattr(getattr(pipe, "_landmark", None), "runtime", o.runtime)
-    return {"model": Path(pipe.landmark_path).name, "backend": f"tflite/{runtime}",
+    return {"model": Path(pipe.landmark_path).name, "backend": pipe.runtime,
             "max_people": o.max_people, "threads": o.threads}
 
 
@@ -601,7 +599,7 @@ def format_summary(result: dict) -> str:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from edgepose.cli import native_stderr_quiet, options_from_args
-    from edgepose.pipeline import Pipeline
+    from edgepose.engines import create_pipeline
 
     if getattr(args, "static_image_mode", True) is False:
         raise InputError("eval runs every image on its own: drop --no-static-image-mode")
@@ -609,7 +607,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     image_paths(dataset, args.images)  # fail on a missing image before loading models
     opts = options_from_args(args, static_image_mode=True)
     with native_stderr_quiet(not getattr(args, "verbose", False)):
-        pipe = Pipeline(opts)
+        pipe = create_pipeline(args.backend, opts)
     t0 = time.perf_counter()
     with pipe:
         predictions = predict(pipe, dataset, args.images)

@@ -145,6 +145,25 @@ def test_first_run_with_no_source_uses_a_shipped_photo(tmp_path):
     assert image is not None and image.shape[0] > 100
 
 
+@pytest.mark.parametrize("backend", ["mediapipe", "mediapipe-tasks"])
+def test_mediapipe_backends_behind_the_same_cli(backend, tmp_path):
+    pytest.importorskip("mediapipe", reason="needs the mediapipe extra")
+    image = next(need(IMAGES / "mpii").glob("*.jpg"))
+    code, out, err = edgepose("run", image, "--backend", backend, "--json", "-")
+    assert code == 0, err
+    record = json.loads(out.splitlines()[0])
+    assert len(record["poses"]) == 1 and len(record["poses"][0]["keypoints"]) == 33
+    assert "mediapipe" in record["stages_ms"]
+
+
+def test_legacy_mediapipe_is_single_person():
+    pytest.importorskip("mediapipe", reason="needs the mediapipe extra")
+    image = next(need(IMAGES / "mpii").glob("*.jpg"))
+    code, _, err = edgepose("run", image, "--backend", "mediapipe", "--max-people", 3)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 1 and len(lines) == 1 and "mediapipe-tasks" in lines[0]
+
+
 def test_models_lists_known_models():
     code, out, err = edgepose("models", "--json")
     assert code == 0, err

@@ -1,0 +1,67 @@
+"""The published speed figures: `edgepose bench` on the street video for every model,
+backend and thread count, into benchmarks/results/bench_street.{json,md,png}, and the
+README table between its `bench:start` / `bench:end` markers regenerated from the JSON.
+
+    python benchmarks/publish_bench.py [--backends tflite,mediapipe,mediapipe-tasks]
+                                       [--runs 100] [--readme-only]
+
+Run it on your own device and compare your bench_street.md with ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STREET = ROOT.parent / "shared" / "data" / "video" / "street_1280x720_50fps.avi"
+RESULTS = ROOT / "benchmarks" / "results"
+README = ROOT / "README.md"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def update_readme(report: dict) -> None:
+    from edgepose.bench import markdown_table
+
+    text = README.read_text()
+    if START not in text or END not in text:
+        sys.exit(f"README.md has no {START} ... {END} markers")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    table = markdown_table(report)
+    README.write_text(f"{head}{START}\n{table}\n(`python benchmarks/publish_bench.py`, "
+                      f"from benchmarks/results/bench_street.json)\n{END}{tail}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", default="tflite,mediapipe,mediapipe-tasks")
+    parser.add_argument("--models", default="lite,full,heavy")
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--readme-only", action="store_true", help="only regenerate the README table")
+    args = parser.parse_args()
+
+    if not args.readme_only:
+        from edgepose.bench import bench
+
+        with tempfile.TemporaryDirectory() as tmp:
+            bench(str(STREET), args.models.split(","), args.backends.split(","),
+                  [int(t) for t in args.threads.split(",")], args.warmup, args.runs, 300,
+                  Path(tmp), "python benchmarks/publish_bench.py " + " ".join(sys.argv[1:]))
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            for ext in ("json", "md", "png"):
+                if (Path(tmp) / f"bench.{ext}").exists():
+                    shutil.copy(Path(tmp) / f"bench.{ext}", RESULTS / f"bench_street.{ext}")
+    report = json.loads((RESULTS / "bench_street.json").read_text())
+    update_readme(report)
+    print((RESULTS / "bench_street.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Conversion toolchain: one module per conversion step (see converters/README.md)."""

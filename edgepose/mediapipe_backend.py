@@ -1,0 +1,450 @@
+"""MediaPipe's own engine behind the :class:`edgepose.Pipeline` interface.
+
+Two pipelines, chosen by backend name (see ``edgepose.engines``):
+
+- ``mediapipe``: the legacy ``mediapipe.solutions.pose.Pose`` graph (mediapipe>=0.10.14,
+  <=0.10.21; 0.10.30 and later have no ``mediapipe.solutions``). One person.
+- ``mediapipe-tasks``: ``mediapipe.tasks.python.vision.PoseLandmarker`` (image and video
+  running modes, ``max_people`` poses). It needs a ``.task`` bundle: one is built on the
+  fly from the detector and landmark model files edgepose resolves (and cached under
+  ``edgepose.models.cache_dir()``), so nothing is downloaded; a ``.task`` path is also
+  accepted as ``model``.
+
+Both take the same :class:`Options` and frames as :class:`Pipeline` and return the same
+:class:`FrameResult` of :class:`Pose`, with these differences, all MediaPipe's:
+
+- ``Pose.score`` is the mean of the 33 landmark presence values: MediaPipe thresholds the
+  model's pose-presence score but does not return it.
+- ``Pose.track_id`` is the index in the frame: MediaPipe Tasks has no track ids (the
+  legacy API tracks one person, always 0). ``Pose.roi`` is None (MediaPipe keeps it).
+- ``FrameResult.stages_ms`` has ``preprocess`` (validation, BGR to RGB), ``mediapipe``
+  (the whole MediaPipe call: it exposes no per-stage timing), ``postprocess`` and, when
+  on, ``smoothing``. ``detector_ran`` is inferred from MediaPipe's rule: the detector runs
+  when fewer than ``max_people`` were found in the previous frame (every frame in image
+  mode).
+- ``threads`` sets the XNNPACK threads of the Tasks graph; left at None, MediaPipe keeps
+  its own default (one thread on desktop Linux, which is also steadier than two on a busy
+  2-core machine). The legacy API has no thread setting and warns when it is given.
+- Smoothing (``Options.smoothing``) is edgepose's One Euro smoother applied to MediaPipe's
+  raw output, per track, from the caller's timestamps. The legacy API's own filter
+  (``smooth_landmarks=True``, which also steadies its tracking crop but runs on MediaPipe's
+  simulated 30 fps clock) is an alternative to it, not an addition.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgepose import models, smoothing
+from edgepose.errors import BackendError, InputError, ModelError
+from edgepose.image import as_color_image
+from edgepose.pipeline import Options
+from edgepose.profiler import StageClock
+from edgepose.types import FrameResult, Pose
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_VERSIONS = "mediapipe>=0.10.14,<=0.10.21"
+INSTALL_HINT = "pip install 'edgepose[mediapipe]'"
+# MediaPipe's own default detector threshold, used when min_detection_confidence is None.
+# (Our pipeline lowers it to 0.1 for several people because it drops duplicate poses;
+# PoseLandmarker does not, and at 0.1 returns several poses for one body.)
+MEDIAPIPE_DETECTION_SCORE = 0.5
+LEGACY_COMPLEXITY = {"lite": 0, "full": 1, "heavy": 2}
+TASK_SUFFIX = ".task"
+
+# Options that both MediaPipe backends honour; any other field must keep its default.
+_COMMON_OPTIONS = {"model", "detector", "threads", "max_people", "min_detection_confidence",
+                   "min_presence_confidence", "static_image_mode", "world_landmarks",
+                   "segmentation", "smoothing", "smoothing_min_cutoff", "smoothing_beta"}
+
+
+def import_mediapipe():
+    """The ``mediapipe`` module, or a BackendError that says what to install."""
+    try:
+        import mediapipe
+    except ImportError as exc:
+        raise BackendError(f"this backend needs MediaPipe, which could not be imported ({exc}): "
+                           f"{INSTALL_HINT}") from None
+    return mediapipe
+
+
+def _check_options(options: Options, backend: str) -> None:
+    defaults = Options()
+    for field in dataclasses.fields(Options):
+        if field.name in _COMMON_OPTIONS:
+            continue
+        value = getattr(options, field.name)
+        if value != getattr(defaults, field.name):
+            raise BackendError(f"option {field.name}={value!r} is not available with backend "
+                               f"{backend!r} (MediaPipe runs its own graph); use backend 'tflite'")
+
+
+def _landmark_array(landmarks, width: int, height: int) -> np.ndarray:
+    """(33, 5) float32 from MediaPipe's normalised landmarks: x, y in pixels, z scaled by
+    the image width (MediaPipe's convention, so pixels like ours), visibility, presence."""
+    kp = np.array([[lm.x, lm.y, lm.z, _or_zero(lm.visibility), _or_zero(lm.presence)]
+                   for lm in landmarks], dtype=np.float32)
+    kp[:, 0] *= width
+    kp[:, 1] *= height
+    kp[:, 2] *= width
+    return kp
+
+
+def _or_zero(value: float | None) -> float:
+    return 0.0 if value is None else value
+
+
+def _world_array(landmarks) -> np.ndarray:
+    return np.array([[lm.x, lm.y, lm.z] for lm in landmarks], dtype=np.float32)
+
+
+class _MediaPipePipeline:
+    """What both MediaPipe pipelines share: options, frame handling, results, smoothing."""
+
+    backend = ""
+
+    def __init__(self, options: Options | None, overrides: dict) -> None:
+        self.options = dataclasses.replace(options or Options(), **overrides)
+        _check_options(self.options, self.backend)
+        self._mp = import_mediapipe()
+        o = self.options
+        config = smoothing.config_for(o.smoothing, o.smoothing_min_cutoff, o.smoothing_beta)
+        self._smoother = smoothing.Smoother(config) if config and not o.static_image_mode else None
+        self._previous_people = 0
+        self.runtime = f"{self.backend}/mediapipe {getattr(self._mp, '__version__', '?')}"
+
+    # -- public API ---------------------------------------------------------------------
+    def process(self, image: np.ndarray, timestamp_ms: float | None = None,
+                color: str = "bgr") -> FrameResult:
+        """Find poses in one frame. ``image`` is uint8 BGR (default) or RGB with
+        ``color="rgb"``; grayscale and 4-channel frames are accepted."""
+        o = self.options
+        clock = StageClock()
+        t = clock.start()
+        img, swap = as_color_image(image, color)
+        rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if swap else img
+        height, width = rgb.shape[:2]
+        t = clock.stop("preprocess", t)
+        detector_ran = o.static_image_mode or self._previous_people < o.max_people
+        people = self._run(rgb, timestamp_ms)
+        t = clock.stop("mediapipe", t)
+
+        poses = []
+        for i, (landmarks, world, mask) in enumerate(people):
+            kp = _landmark_array(landmarks, width, height)
+            poses.append(Pose(
+                kp, float(kp[:, 4].mean()), track_id=i,
+                world=_world_array(world) if o.world_landmarks and world is not None else None,
+                mask=mask if o.segmentation else None,
+            ))
+        self._previous_people = len(poses)
+        t = clock.stop("postprocess", t)
+        if self._smoother is not None:
+            seconds = timestamp_ms / 1000.0 if timestamp_ms is not None else time.monotonic()
+            self._smoother.step(poses, seconds)
+            clock.stop("smoothing", t)
+        return FrameResult(poses, (width, height), timestamp_ms, clock.ms, detector_ran)
+
+    def reset(self) -> None:
+        """Forget the tracked people (e.g. between unrelated videos)."""
+        self._previous_people = 0
+        if self._smoother is not None:
+            self._smoother.reset()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _run(self, rgb: np.ndarray, timestamp_ms: float | None) -> list[tuple]:
+        """MediaPipe on one RGB frame: a (landmarks, world landmarks, mask) per person."""
+        raise NotImplementedError
+
+
+# -- legacy Solutions API ---------------------------------------------------------------
+def _import_legacy():
+    mp = import_mediapipe()
+    try:
+        from mediapipe.python import solution_base
+        from mediapipe.python.solutions import pose
+    except ImportError:
+        raise BackendError(
+            f"backend 'mediapipe' needs MediaPipe's legacy Solutions API, which mediapipe "
+            f"{getattr(mp, '__version__', '?')} does not have (it was removed in 0.10.30): "
+            f"pip install '{SUPPORTED_VERSIONS}', or use backend 'mediapipe-tasks'") from None
+    return pose, solution_base
+
+
+def legacy_model_file(name: str, mediapipe_dir: Path | None = None) -> Path:
+    """The landmark model the legacy graph loads for ``name`` (lite, full, heavy), inside
+    the mediapipe package. The wheel ships only ``full``; MediaPipe would download the
+    others on first use, so a missing one is copied there from edgepose's model resolver
+    (``EDGEPOSE_MODEL_PATH``, the cache) instead, and never downloaded."""
+    mediapipe_dir = mediapipe_dir or models._mediapipe_dir()
+    if mediapipe_dir is None:
+        raise BackendError(f"backend 'mediapipe' needs MediaPipe: {INSTALL_HINT}")
+    known = models.KNOWN_MODELS[name]
+    target = Path(mediapipe_dir) / "modules" / "pose_landmark" / known.filename
+    if target.is_file():
+        if models.sha256_of(target) != known.sha256:
+            log.warning("%s does not match the pinned sha256 of %s; MediaPipe will run it anyway",
+                        target, name)
+        return target
+    source = models.resolve(name, "landmark", download=False)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{known.filename}-", suffix=".part")
+        os.close(fd)
+        try:
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError as exc:
+        raise ModelError(
+            f"backend 'mediapipe' loads {known.filename} from inside the mediapipe package "
+            f"({target.parent}), which the wheel does not ship and which edgepose could not "
+            f"write ({exc.strerror or exc}). Copy {source} there, or use backend "
+            "'mediapipe-tasks', which reads models from anywhere") from None
+    log.info("copied %s into %s for the legacy MediaPipe graph", source, target.parent)
+    return target
+
+
+class MediaPipeSolutionPipeline(_MediaPipePipeline):
+    """MediaPipe's legacy ``mediapipe.solutions.pose.Pose`` (backend ``mediapipe``).
+
+    ``smooth_landmarks=True`` turns on the legacy graph's own landmark filter (which also
+    steadies its tracking crop) in place of edgepose's smoother: pass ``smoothing="none"``
+    with it.
+
+    >>> with MediaPipeSolutionPipeline(model="full") as pipe:
+    ...     result = pipe.process(frame_bgr, timestamp_ms=t)
+    """
+
+    backend = "mediapipe"
+
+    def __init__(self, options: Options | None = None, *, smooth_landmarks: bool = False,
+                 **overrides) -> None:
+        self._pose = None
+        super().__init__(options, overrides)
+        o = self.options
+        pose_module, solution_base = _import_legacy()
+        if o.max_people > 1:
+            raise BackendError(f"backend 'mediapipe' (legacy Solutions API) finds one person; "
+                               f"for max_people={o.max_people} use backend 'mediapipe-tasks'")
+        if o.model not in LEGACY_COMPLEXITY:
+            raise BackendError(f"backend 'mediapipe' runs only the lite, full and heavy models "
+                               f"it loads itself, not {o.model!r}: use backend "
+                               "'mediapipe-tasks' (or 'tflite') for a model file")
+        if o.detector != Options().detector:
+            raise BackendError("backend 'mediapipe' runs only its own detector, not "
+                               f"{o.detector!r}: use backend 'mediapipe-tasks' for a detector file")
+        if smooth_landmarks and self._smoother is not None:
+            raise BackendError("smooth_landmarks=True is MediaPipe's own smoothing; it replaces "
+                               f"edgepose's (smoothing={o.smoothing!r}): pass smoothing='none' with it")
+        if o.threads is not None:
+            log.warning("backend 'mediapipe' has no thread setting: threads=%d is not applied "
+                        "(MediaPipe uses its own XNNPACK default)", o.threads)
+        self.landmark_path = str(legacy_model_file(o.model))
+        self.detector_path = str(models._mediapipe_dir() / models.KNOWN_MODELS["detector"].wheel_path)
+        self.smooth_landmarks = smooth_landmarks
+        self._solution_base = solution_base.SolutionBase
+        try:
+            self._pose = pose_module.Pose(
+                static_image_mode=o.static_image_mode,
+                model_complexity=LEGACY_COMPLEXITY[o.model],
+                smooth_landmarks=smooth_landmarks,
+                enable_segmentation=o.segmentation,
+                smooth_segmentation=smooth_landmarks,
+                min_detection_confidence=(o.min_detection_confidence
+                                          if o.min_detection_confidence is not None
+                                          else MEDIAPIPE_DETECTION_SCORE),
+                min_tracking_confidence=o.min_presence_confidence,
+            )
+        except RuntimeError as exc:
+            raise ModelError(f"MediaPipe could not start its pose graph with "
+                             f"{self.landmark_path}: {exc}") from None
+
+    def _run(self, rgb: np.ndarray, timestamp_ms: float | None) -> list[tuple]:
+        # Pose.process() clears every landmark's presence before returning; the base
+        # class's process() is the same graph call without that, so presence survives.
+        result = self._solution_base.process(self._pose, {"image": rgb})
+        if result.pose_landmarks is None:
+            return []
+        world = result.pose_world_landmarks.landmark if result.pose_world_landmarks else None
+        mask = None
+        if self.options.segmentation and result.segmentation_mask is not None:
+            mask = np.array(result.segmentation_mask, dtype=np.float32)  # own the memory
+        return [(result.pose_landmarks.landmark, world, mask)]
+
+    def reset(self) -> None:
+        super().reset()
+        self._pose.reset()
+
+    def close(self) -> None:
+        if self._pose is not None:
+            self._pose.close()
+            self._pose = None
+
+
+# -- Tasks API ------------------------------------------------------------------------------
+def _import_tasks():
+    mp = import_mediapipe()
+    try:
+        from mediapipe.tasks.python import BaseOptions, vision
+    except ImportError as exc:
+        raise BackendError(
+            f"backend 'mediapipe-tasks' needs mediapipe.tasks, which mediapipe "
+            f"{getattr(mp, '__version__', '?')} does not provide ({exc}): "
+            f"pip install '{SUPPORTED_VERSIONS}'") from None
+    return BaseOptions, vision
+
+
+def cached_task_bundle(detector: str | os.PathLike, landmark: str | os.PathLike) -> Path:
+    """A ``.task`` bundle of these two model files, built once and kept in the user cache
+    under a name made of both files' digests."""
+    from converters.task_bundle import build_task_bundle
+
+    key = f"{models.sha256_of(detector)[:16]}-{models.sha256_of(landmark)[:16]}"
+    path = models.cache_dir() / "task" / f"pose_landmarker-{key}{TASK_SUFFIX}"
+    if path.is_file():
+        return path
+    try:
+        return build_task_bundle(detector, landmark, path)
+    except OSError as exc:
+        raise ModelError(
+            f"could not write the MediaPipe .task bundle {path} ({exc.strerror or exc}): set "
+            "EDGEPOSE_CACHE to a writable folder, or build one with `edgepose convert "
+            "task-bundle --out FILE.task` and pass it as the model") from None
+
+
+class MediaPipeTasksPipeline(_MediaPipePipeline):
+    """MediaPipe Tasks ``PoseLandmarker`` (backend ``mediapipe-tasks``).
+
+    ``model`` is lite, full, heavy, a landmark ``.tflite`` file (bundled with ``detector``
+    on the fly) or a ready ``.task`` bundle. In video mode MediaPipe needs strictly
+    increasing whole-millisecond timestamps: ``timestamp_ms`` when given, else one more
+    than the last. ``track_id`` is the index in the frame, so with ``max_people > 1`` in
+    video mode edgepose's per-track smoothing cannot be used (``smoothing="none"``).
+
+    >>> with MediaPipeTasksPipeline(model="full", max_people=3) as pipe:
+    ...     result = pipe.process(frame_bgr, timestamp_ms=t)
+    """
+
+    backend = "mediapipe-tasks"
+
+    def __init__(self, options: Options | None = None, **overrides) -> None:
+        super().__init__(options, overrides)
+        o = self.options
+        self._base_options, self._vision = _import_tasks()
+        if self._smoother is not None and o.max_people > 1:
+            raise BackendError(
+                f"backend 'mediapipe-tasks' gives no track ids, so smoothing={o.smoothing!r} "
+                f"cannot follow {o.max_people} people from frame to frame: pass "
+                "smoothing='none' (--smoothing none), or max_people=1")
+        if str(o.model).endswith(TASK_SUFFIX):
+            if o.detector != Options().detector:
+                raise BackendError(f"{o.model} is a .task bundle and carries its own detector; "
+                                   f"drop detector={o.detector!r}")
+            from converters.task_bundle import check_task_bundle
+
+            check_task_bundle(o.model)
+            self.bundle_path = str(o.model)
+            self.detector_path = self.landmark_path = self.bundle_path
+        else:
+            self.detector_path = models.resolve(o.detector, "detector")
+            self.landmark_path = models.resolve(o.model, "landmark")
+            self.bundle_path = str(cached_task_bundle(self.detector_path, self.landmark_path))
+        self._landmarker = None
+        self._last_timestamp: int | None = None
+        self._start()
+
+    def _start(self) -> None:
+        o = self.options
+        vision = self._vision
+        threads = o.threads
+
+        class ThreadedOptions(vision.PoseLandmarkerOptions):
+            # PoseLandmarkerOptions has no thread setting; the graph's acceleration proto does.
+            def to_pb2(self):
+                proto = super().to_pb2()
+                if threads is not None:
+                    proto.base_options.acceleration.xnnpack.num_threads = threads
+                return proto
+
+        mode = vision.RunningMode.IMAGE if o.static_image_mode else vision.RunningMode.VIDEO
+        options = ThreadedOptions(
+            base_options=self._base_options(model_asset_path=self.bundle_path),
+            running_mode=mode,
+            num_poses=o.max_people,
+            min_pose_detection_confidence=(o.min_detection_confidence
+                                           if o.min_detection_confidence is not None
+                                           else MEDIAPIPE_DETECTION_SCORE),
+            min_pose_presence_confidence=o.min_presence_confidence,
+            output_segmentation_masks=o.segmentation,
+        )
+        try:
+            self._landmarker = vision.PoseLandmarker.create_from_options(options)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"MediaPipe PoseLandmarker could not load {self.bundle_path}: "
+                             f"{exc}") from None
+
+    def _timestamp(self, timestamp_ms: float | None) -> int:
+        if timestamp_ms is None:
+            ts = 0 if self._last_timestamp is None else self._last_timestamp + 1
+        else:
+            if not math.isfinite(timestamp_ms):
+                raise InputError(f"timestamp_ms must be a finite number, got {timestamp_ms}")
+            ts = int(round(timestamp_ms))  # MediaPipe counts whole milliseconds
+            if self._last_timestamp is not None and ts <= self._last_timestamp:
+                raise InputError(
+                    f"backend 'mediapipe-tasks' needs strictly increasing timestamps in video "
+                    f"mode (whole milliseconds): got {timestamp_ms} ms after "
+                    f"{self._last_timestamp} ms; call reset() before another video")
+        self._last_timestamp = ts
+        return ts
+
+    def _run(self, rgb: np.ndarray, timestamp_ms: float | None) -> list[tuple]:
+        image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
+        if self.options.static_image_mode:
+            result = self._landmarker.detect(image)
+        else:
+            result = self._landmarker.detect_for_video(image, self._timestamp(timestamp_ms))
+        worlds = result.pose_world_landmarks or []
+        masks = result.segmentation_masks or []
+        people = []
+        for i, landmarks in enumerate(result.pose_landmarks):
+            world = worlds[i] if i < len(worlds) else None
+            mask = None
+            if i < len(masks):
+                view = masks[i].numpy_view()
+                mask = np.array(view, dtype=np.float32).reshape(view.shape[:2])  # own the memory
+            people.append((landmarks, world, mask))
+        return people
+
+    def reset(self) -> None:
+        """Forget the tracked people; timestamps may start again from zero."""
+        super().reset()
+        self.close()
+        self._last_timestamp = None
+        self._start()
+
+    def close(self) -> None:
+        if self._landmarker is not None:
+            self._landmarker.close()
+            self._landmarker = None
