@@ -21,7 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,18 +31,10 @@ sys.path.insert(0, str(ROOT))
 
 
 def read_frames(path: Path) -> tuple[list[np.ndarray], float]:
-    cap = cv2.VideoCapture(str(path))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    if not frames:
-        sys.exit(f"bench: no frames could be read from {path}")
-    return frames, fps
+    from edgepose.sources import read_video
+
+    frames, fps = read_video(path)
+    return frames, fps or 30.0
 
 
 def make_pipeline(backend: str, threads: int | None):

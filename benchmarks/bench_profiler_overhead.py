@@ -14,7 +14,6 @@ import json
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,13 +33,9 @@ def main() -> None:
     from edgepose import profiler
     from edgepose.profiler import Profiler, StageClock, device_facts
 
-    cap = cv2.VideoCapture(str(STREET))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
+    from edgepose.sources import read_video
+
+    frames, _ = read_video(STREET)
 
     calls = {"stop": 0}
     original_stop = StageClock.stop

@@ -29,14 +29,10 @@ PRESETS = ("none", "light", "default", "strong")
 
 
 def street_clip() -> tuple[list[np.ndarray], float]:
-    cap = cv2.VideoCapture(str(STREET))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    return frames, 50.0
+    from edgepose.sources import read_video
+
+    frames, fps = read_video(STREET)
+    return frames, fps or 50.0
 
 
 def still_clip(n: int = 150, noise: float = 4.0) -> tuple[list[np.ndarray], float]:

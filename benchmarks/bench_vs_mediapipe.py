@@ -26,17 +26,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def read_frames(path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    if not frames:
-        sys.exit(f"bench: no frames could be read from {path}")
-    return frames
+    from edgepose.sources import read_video
+
+    return read_video(path)[0]
 
 
 def run_edgepose(frames, threads):

@@ -224,3 +224,21 @@ def demo_image() -> Path | None:
             if path.is_file():
                 return path
     return None
+
+
+def read_video(path: str | os.PathLike, limit: int | None = None) -> tuple[list[np.ndarray], float | None]:
+    """The BGR frames of a video file (at most ``limit``) and its frame rate.
+    InputError when the file cannot be opened or no frame decodes."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path} does not exist")
+    source = _open_capture(os.fspath(path), "video", path.name)
+    frames = []
+    try:
+        for frame in source:
+            frames.append(frame.image)
+            if limit is not None and len(frames) >= limit:
+                break
+    finally:
+        source.close()
+    return frames, source.fps

@@ -9,15 +9,10 @@ from conftest import STREET, need
 
 @pytest.fixture(scope="module")
 def street_frames():
-    cap = cv2.VideoCapture(str(need(STREET)))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    assert len(frames) == 205
+    from edgepose.sources import read_video
+
+    frames, fps = read_video(need(STREET))
+    assert len(frames) == 205 and fps == 50
     return frames
 
 
