@@ -169,32 +169,32 @@ class Pipeline:
         else:
             self._frames_since_detection += 1
 
-        found = []
+        poses, auxiliary = [], []  # auxiliary: (2, 2) points that place each next crop
         for track_id, roi in rois:
-            landmarks = self._landmarks(img, swap, roi, clock)
-            if landmarks is not None:
-                found.append((track_id, *landmarks))
-        found = [found[i] for i in _drop_duplicates([pose for _, pose, _ in found])]
+            found = self._landmarks(img, swap, roi, clock)
+            if found is not None:
+                found[0].track_id = -1 if track_id is None else track_id
+                poses.append(found[0])
+                auxiliary.append(found[1])
+        keep = _drop_duplicates(poses)
+        poses = [poses[i] for i in keep]
+        auxiliary = [auxiliary[i] for i in keep]
 
         if o.static_image_mode:
-            for i, (_, pose, _) in enumerate(found):
+            for i, pose in enumerate(poses):
                 pose.track_id = i
-            return FrameResult([p for _, p, _ in found], (width, height), timestamp_ms,
-                               clock.ms, detector_ran)
+            return FrameResult(poses, (width, height), timestamp_ms, clock.ms, detector_ran)
 
-        for entry in found:
-            if entry[0] is None:
-                entry[1].track_id, self._next_id = self._next_id, self._next_id + 1
-            else:
-                entry[1].track_id = entry[0]
-        poses = [pose for _, pose, _ in found]
-        auxiliary = [aux for _, _, aux in found]
+        for pose in poses:
+            if pose.track_id < 0:
+                pose.track_id, self._next_id = self._next_id, self._next_id + 1
         if self._smoother is not None:
             t = clock.start()
             seconds = timestamp_ms / 1000.0 if timestamp_ms is not None else time.monotonic()
             auxiliary = self._smoother.step(poses, seconds, auxiliary)
             clock.stop("smoothing", t)
-        self._lost_track = len(poses) < len(tracks)
+        alive = {p.track_id for p in poses}
+        self._lost_track = any(tr.id not in alive for tr in tracks)
         self._tracks = [_Track(p.track_id, roi_from_points(a[0], a[1])) for p, a in zip(poses, auxiliary)]
         poses.sort(key=lambda p: p.track_id)
         return FrameResult(poses, (width, height), timestamp_ms, clock.ms, detector_ran)

@@ -38,16 +38,23 @@ class Model(Protocol):
     def close(self) -> None: ...
 
 
-BACKENDS = ("tflite",)
+BACKENDS = ("tflite", "onnxruntime")
 
 
 def load_model(path: str, backend: str = "tflite", **options) -> Model:
-    """Load ``path`` with the named backend (options go to that backend)."""
+    """Load ``path`` with the named backend (options go to that backend); "auto" picks
+    onnxruntime for a ``.onnx`` file and tflite otherwise."""
+    if backend == "auto":
+        backend = "onnxruntime" if str(path).lower().endswith(".onnx") else "tflite"
     if backend == "tflite":
         from edgepose.backends.tflite import TFLiteModel
 
         return TFLiteModel(path, **options)
-    raise BackendError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    if backend == "onnxruntime":
+        from edgepose.backends.onnxruntime import OnnxModel
+
+        return OnnxModel(path, **options)
+    raise BackendError(f"unknown backend {backend!r}: choose auto or one of {', '.join(BACKENDS)}")
 
 
 def find_output(model: Model, shape: tuple[int, ...], role: str, label: str) -> int:
