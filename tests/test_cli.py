@@ -164,6 +164,26 @@ def test_legacy_mediapipe_is_single_person():
     assert code == 1 and len(lines) == 1 and "mediapipe-tasks" in lines[0]
 
 
+def test_show_without_display_is_one_clear_line(monkeypatch):
+    image = next(need(IMAGES / "mpii").glob("*.jpg"))
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    code, _, err = edgepose("run", image, "--show")
+    assert code == 1 and err.strip() == "edgepose: error: --show needs a display (DISPLAY is not set): use --out to save frames"
+
+
+def test_show_opens_a_window_on_a_virtual_display():
+    import shutil
+
+    if shutil.which("xvfb-run") is None:
+        pytest.skip("xvfb-run is not installed (apt install xvfb) to give --show a display")
+    image = next(need(IMAGES / "mpii").glob("*.jpg"))
+    proc = subprocess.run(["xvfb-run", "-a", sys.executable, "-m", "edgepose", "run", str(image), "--show"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "people: 1 pose(s)" in proc.stdout
+
+
 def test_models_lists_known_models():
     code, out, err = edgepose("models", "--json")
     assert code == 0, err
