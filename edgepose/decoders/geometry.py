@@ -1,0 +1,92 @@
+"""Geometry shared by the decoders: model-input <-> image affines, NMS, box -> ROI.
+
+An affine ``to_image`` is a (2, 3) float64 matrix taking model-input pixel coordinates
+(x right, y down) to image pixels; preprocessing warps with it (``cv2.WARP_INVERSE_MAP``)
+and decoders map their points through it, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgepose.blazepose.detector import iou
+from edgepose.types import Roi
+
+# Box -> ROI enlargement for the BlazePose landmark model. BlazePose's own ROI (twice the
+# hip-to-scale-point distance, x1.25) is about 1.25x the body's longer side, centred on the
+# hips; a box is centred on the body's middle, so the same factor leaves a similar margin.
+BOX_ROI_SCALE = 1.25
+# mmpose's top-down crop: the box (after aspect-ratio fix) enlarged 1.25x.
+TOP_DOWN_PADDING = 1.25
+
+
+def apply_transform(points: np.ndarray, to_image: np.ndarray) -> np.ndarray:
+    """(..., 2) points through a (2, 3) affine; a new float64 array."""
+    pts = np.asarray(points, dtype=np.float64)
+    return pts @ to_image[:, :2].T + to_image[:, 2]
+
+
+def letterbox_transform(width: int, height: int, input_w: int, input_h: int) -> np.ndarray:
+    """(2, 3) affine of a letterbox: the image scaled to fit ``input_w`` x ``input_h`` with
+    its aspect kept and centred (equal borders). MoveNet MultiPose's "pad to square", the
+    BlazePose detector and YOLO's letterbox are this (YOLO rounds its border to whole
+    pixels; the difference is under half an input pixel)."""
+    scale = max(width / input_w, height / input_h)
+    return np.array([[scale, 0.0, (width - input_w * scale) / 2],
+                     [0.0, scale, (height - input_h * scale) / 2]])
+
+
+def stretch_transform(width: int, height: int, input_w: int, input_h: int) -> np.ndarray:
+    """(2, 3) affine of a plain resize to ``input_w`` x ``input_h`` (aspect not kept)."""
+    return np.array([[width / input_w, 0.0, 0.0], [0.0, height / input_h, 0.0]])
+
+
+def box_crop_transform(box: tuple[float, float, float, float], input_w: int, input_h: int,
+                       padding: float = TOP_DOWN_PADDING) -> np.ndarray:
+    """(2, 3) affine of a top-down crop (mmpose / rtmlib): the box (x0, y0, x1, y1 pixels)
+    grown to the input's aspect ratio about its centre, enlarged by ``padding``, then
+    mapped onto the ``input_w`` x ``input_h`` input."""
+    x0, y0, x1, y1 = box
+    w, h = (x1 - x0) * padding, (y1 - y0) * padding
+    aspect = input_w / input_h
+    if w > h * aspect:
+        h = w / aspect
+    else:
+        w = h * aspect
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return np.array([[w / input_w, 0.0, cx - w / 2], [0.0, h / input_h, cy - h / 2]])
+
+
+def roi_from_box(box: tuple[float, float, float, float], scale: float = BOX_ROI_SCALE) -> Roi:
+    """Square, unrotated ROI for the BlazePose landmark model from a person box (x0, y0,
+    x1, y1 pixels): centred on the box, side ``scale`` x its longer side. A box carries no
+    rotation; in video mode the pipeline's tracking then rotates the ROI from landmarks."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    if not (x1 > x0 and y1 > y0):
+        raise ValueError(f"box must be (x0, y0, x1, y1) with x1 > x0 and y1 > y0, got {box}")
+    return Roi((x0 + x1) / 2, (y0 + y1) / 2, scale * max(x1 - x0, y1 - y0), 0.0)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float,
+        max_out: int | None = None) -> np.ndarray:
+    """Greedy (hard) NMS, class-agnostic. boxes: (N, 4) x0, y0, x1, y1; scores: (N,).
+    Returns the kept indices (M,) int64 by descending score."""
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    keep = []
+    while order.size and (max_out is None or len(keep) < max_out):
+        best = order[0]
+        keep.append(best)
+        order = order[1:][iou(boxes[best], boxes[order[1:]]) <= iou_threshold]
+    return np.array(keep, dtype=np.int64)
+
+
+def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
+    """(N, 4) centre x, y, width, height -> (N, 4) x0, y0, x1, y1."""
+    half = boxes[:, 2:4] / 2
+    return np.concatenate([boxes[:, :2] - half, boxes[:, :2] + half], axis=1)
+
+
+def boxes_to_image(boxes: np.ndarray, to_image: np.ndarray) -> np.ndarray:
+    """(N, 4) x0, y0, x1, y1 in input pixels -> image pixels (axis-aligned affines only)."""
+    corners = apply_transform(boxes.reshape(-1, 2, 2), to_image)
+    return np.concatenate([corners.min(axis=1), corners.max(axis=1)], axis=1)
