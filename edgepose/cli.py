@@ -384,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     mods.add_argument("--json", action="store_true", help="print JSON")
     mods.set_defaults(func=cmd_models)
 
-    from converters.task_bundle import add_convert_parser
+    from converters.cli import add_convert_parser
     from edgepose.bench import add_bench_parser
     from edgepose.evaluation import add_eval_parser
 

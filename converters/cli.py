@@ -1,0 +1,314 @@
+"""``edgepose convert STEP``: the conversion toolchain on the command line.
+
+Steps: ``quantize`` (float32 / float16 / int8 variants, calibrated on person crops, each
+verified), ``verify`` (compare any two models, with the accuracy gate), ``to-onnx``
+(TFLite -> ONNX with tf2onnx), ``from-onnx`` (ONNX -> TFLite with onnx2tf) and
+``task-bundle`` (MediaPipe .task). TF.js graph models are not converted yet (see
+docs/converters.md).
+
+A step whose tool is not installed here re-runs itself in that tool's environment
+(``converters.tools``); ``python -m converters.cli STEP ...`` is the same command without
+the ``edgepose`` front end, which is what the re-run calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from edgepose.errors import EdgeposeError, InputError
+
+log = logging.getLogger(__name__)
+
+EXIT_FAILED_GATE = 2
+
+
+def converted_dir() -> Path:
+    """Default output folder: ``$EDGEPOSE_CACHE/converted`` (``~/.cache/edgepose/converted``)."""
+    from edgepose.models import cache_dir
+
+    return cache_dir() / "converted"
+
+
+def add_convert_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``convert`` and its steps on the ``edgepose`` subparsers."""
+    convert = subparsers.add_parser(
+        "convert", help="convert, quantize, verify and package models",
+        description="Convert, quantize, verify and package models. Each step that needs a "
+                    "heavy tool runs in that tool's environment (see docs/converters.md).")
+    add_steps(convert)
+    convert.set_defaults(func=run_from_edgepose)
+    return convert
+
+
+def add_steps(parser: argparse.ArgumentParser) -> None:
+    from converters import quantize, task_bundle, verify
+
+    steps = parser.add_subparsers(dest="converter", required=True, metavar="STEP")
+
+    q = steps.add_parser(
+        "quantize", help="float32 / float16 / int8 variants of a TFLite model, each verified",
+        description="Write quantized variants of a TFLite model (no TensorFlow needed: int8 "
+                    "uses ai-edge-quantizer, the convert-quant extra), then verify each "
+                    "against the source. Variants: " + "; ".join(
+                        f"{v.name}: {v.help}" for v in quantize.VARIANTS.values()))
+    q.add_argument("model", help="source model: lite, full, heavy, detector or a .tflite path")
+    q.add_argument("--variant", action="append", choices=list(quantize.VARIANTS),
+                   help="variant to write (repeat for several; default: int8-mixed)")
+    q.add_argument("--images", type=Path, metavar="DIR",
+                   help="photos of people: calibration and test crops are made from them "
+                        "(detector -> ROI -> warp); needed by int8-static / int8-mixed")
+    q.add_argument("--out", type=Path, metavar="DIR|FILE",
+                   help=f"output folder, or file with one variant (default: {converted_dir()})")
+    q.add_argument("--float-tail", type=int, default=quantize.FLOAT_TAIL_DEPTH, metavar="N",
+                   help="int8-mixed: ops within N ops of an output stay float "
+                        f"(default: {quantize.FLOAT_TAIL_DEPTH})")
+    q.add_argument("--calibration-limit", type=int, default=128, metavar="N",
+                   help="most crops used for calibration (default: 128)")
+    _verify_flags(q, verify)
+    q.add_argument("--no-verify", action="store_true", help="write the variants, skip verification")
+    q.set_defaults(step=cmd_quantize, needs=_quantize_needs)
+
+    v = steps.add_parser(
+        "verify", help="compare a converted model with its source; the accuracy gate",
+        description="Run SOURCE and RESULT on the same inputs and report per-output errors, "
+                    "landmark error in px, presence/visibility agreement, size, latency and "
+                    "(with --annotated) AP. Exit code 2 when the gate fails.")
+    v.add_argument("source", help="source model (name or path)")
+    v.add_argument("result", help="converted model (.tflite or .onnx)")
+    v.add_argument("--images", type=Path, metavar="DIR|FILE.npy",
+                   help="photos of people (crops are made from them) or a .npy of inputs")
+    _verify_flags(v, verify)
+    v.set_defaults(step=cmd_verify, needs=_verify_needs)
+
+    o = steps.add_parser("to-onnx", help="TFLite -> ONNX with tf2onnx (convert-tf extra)",
+                         description="Convert a TFLite model to ONNX with tf2onnx. DENSIFY and "
+                                     "fp16 DEQUANTIZE constants are folded first.")
+    o.add_argument("model", help="source model: lite, full, heavy, detector or a .tflite path")
+    o.add_argument("--out", type=Path, metavar="FILE.onnx")
+    o.add_argument("--opset", type=int, default=13)
+    o.add_argument("--images", type=Path, metavar="DIR", help="photos of people to verify on")
+    o.add_argument("--no-verify", action="store_true")
+    o.set_defaults(step=cmd_to_onnx, needs=["tf2onnx", "onnxruntime"])
+
+    f = steps.add_parser("from-onnx", help="ONNX -> TFLite with onnx2tf (convert-tf extra)",
+                         description="Convert an ONNX model to TFLite with onnx2tf, offline, "
+                                     "keeping the input layout and the output order.")
+    f.add_argument("model", type=Path, help="the .onnx file")
+    f.add_argument("--out", type=Path, metavar="FILE.tflite")
+    f.add_argument("--float16", action="store_true", help="write the float16 model instead")
+    f.add_argument("--reference", help="TFLite model the ONNX came from: output names and order "
+                                       "are restored from it, and the result verified against it")
+    f.add_argument("--images", type=Path, metavar="DIR", help="photos of people to verify on")
+    f.set_defaults(step=cmd_from_onnx, needs=["onnx2tf", "onnxruntime"])
+
+    b = steps.add_parser(
+        "task-bundle", help="build a MediaPipe PoseLandmarker .task bundle from local models",
+        description="Build a MediaPipe Tasks PoseLandmarker .task bundle (uncompressed zip of "
+                    "the detector and a landmark model, with input-normalisation metadata).")
+    b.add_argument("--detector", default="detector",
+                   help="person detector: 'detector' or a .tflite path (default: detector)")
+    b.add_argument("--model", default="full",
+                   help="landmark model: lite, full, heavy or a .tflite path (default: full)")
+    b.add_argument("--out", required=True, type=Path, help="the .task file to write")
+    b.set_defaults(step=task_bundle.cmd_task_bundle, needs=[])
+
+
+def _verify_flags(p: argparse.ArgumentParser, verify) -> None:
+    p.add_argument("--annotated", nargs="+", default=[], metavar="SET",
+                   help="annotated sets for AP: COCO/MPII json files or folders holding one "
+                        "(e.g. ../shared/data/images/mpii)")
+    p.add_argument("--max-ap-drop", type=float, default=verify.MAX_AP_DROP,
+                   help=f"gate: most AP a conversion may lose (default: {verify.MAX_AP_DROP})")
+    p.add_argument("--limit", type=int, default=256, help="most test crops (default: 256)")
+
+
+def _quantize_needs(args) -> list[str]:
+    from converters import quantize
+
+    return sorted({quantize.VARIANTS[v].tool for v in args.variant or ["int8-mixed"]} - {None})
+
+
+def _verify_needs(args) -> list[str]:
+    return ["onnxruntime"] if str(args.result).endswith(".onnx") else []
+
+
+# -- commands ----------------------------------------------------------------------------------------
+def _resolve(name: str) -> str:
+    """Path of a model name or file; tries the landmark role, then the detector."""
+    from edgepose import models
+
+    role = "detector" if models.KNOWN_MODELS.get(name) and models.KNOWN_MODELS[name].role == "detector" \
+        else "landmark"
+    return models.resolve(name, role, download=False)
+
+
+def _split(crops):
+    """Calibration and test crops from one folder: alternate crops, so both see every image."""
+    return crops[0::2], crops[1::2]
+
+
+def cmd_quantize(args) -> int:
+    from converters import calibration, quantize, verify
+
+    source = _resolve(args.model)
+    variants = args.variant or ["int8-mixed"]
+    calib = test = None
+    if args.images is not None:
+        crops = calibration.inputs_for(source, args.images, limit=2 * max(args.limit, args.calibration_limit))
+        calib, test = _split(crops) if len(crops) > 1 else (crops, crops)
+        calib = calib[:args.calibration_limit]
+        test = test[:args.limit]
+    elif any(quantize.VARIANTS[v].needs_calibration for v in variants):
+        raise InputError(f"{', '.join(variants)} needs --images DIR: photos of people to calibrate on")
+    out_dir = args.out if args.out is not None and (len(variants) > 1 or args.out.suffix != ".tflite") \
+        else None
+    failed = []
+    for variant in variants:
+        out = (out_dir or converted_dir()) / f"{Path(source).stem}_{variant}.tflite" \
+            if out_dir is not None or args.out is None else args.out
+        quantize.quantize_file(source, variant, out, calib, args.float_tail)
+        line = f"wrote {out} ({variant}, {os.path.getsize(out) / 1e6:.2f} MB)"
+        if not args.no_verify:
+            if test is None:
+                raise InputError("verification needs --images DIR (or pass --no-verify)")
+            v = verify.verify(source, out, test, args.annotated, args.max_ap_drop, variant)
+            line += "; " + _summary(v.report)
+            if not v.passed:
+                failed.append(v)
+        print(line)
+    for v in failed:
+        print(f"edgepose: FAILED: {_failure(v)}", file=sys.stderr)
+    return EXIT_FAILED_GATE if failed else 0
+
+
+def cmd_verify(args) -> int:
+    from converters import calibration, verify
+
+    source = _resolve(args.source)
+    inputs = calibration.load_inputs(args.images, source, limit=args.limit) if args.images else None
+    if inputs is None:
+        raise InputError("verify needs --images DIR (photos of people) or --images inputs.npy")
+    v = verify.verify(source, args.result, inputs, args.annotated, args.max_ap_drop)
+    print(f"{args.result}: {_summary(v.report)}")
+    if not v.passed:
+        print(f"edgepose: FAILED: {_failure(v)}", file=sys.stderr)
+        return EXIT_FAILED_GATE
+    return 0
+
+
+def cmd_to_onnx(args) -> int:
+    from converters import calibration, onnx_export, verify
+
+    source = _resolve(args.model)
+    out = args.out or converted_dir() / f"{Path(source).stem}.onnx"
+    onnx_export.tflite_to_onnx(source, out, opset=args.opset)
+    line = f"wrote {out}"
+    if args.images and not args.no_verify:
+        v = verify.verify(source, out, calibration.inputs_for(source, args.images), variant="onnx")
+        line += "; " + _summary(v.report)
+        print(line)
+        return 0 if v.passed else EXIT_FAILED_GATE
+    print(line)
+    return 0
+
+
+def cmd_from_onnx(args) -> int:
+    from converters import calibration, onnx_import, verify
+
+    reference = _resolve(args.reference) if args.reference else None
+    out = args.out or converted_dir() / (args.model.stem + ("_float16" if args.float16 else "") + ".tflite")
+    onnx_import.onnx_to_tflite(args.model, out, float16=args.float16, reference=reference)
+    line = f"wrote {out}"
+    if reference and args.images:
+        v = verify.verify(reference, out, calibration.inputs_for(reference, args.images),
+                          variant="float16" if args.float16 else "float32")
+        print(line + "; " + _summary(v.report))
+        return 0 if v.passed else EXIT_FAILED_GATE
+    print(line)
+    return 0
+
+
+def _summary(r: dict) -> str:
+    parts = []
+    if "landmarks" in r:
+        parts.append(f"landmarks {r['landmarks']['px_mean']:.2f} px mean on {r['samples']} crops")
+    else:
+        worst = max(r["outputs"].values(), key=lambda o: o["max_abs"])
+        parts.append(f"max abs error {worst['max_abs']:.3g}")
+    if "latency_ms" in r:
+        parts.append(f"{r['latency_ms']['result']['median']:.1f} ms vs {r['latency_ms']['source']['median']:.1f} ms")
+    if "accuracy" in r:
+        parts.append(f"AP {r['accuracy']['result']['mean']['AP']:.3f} vs {r['accuracy']['source']['mean']['AP']:.3f}")
+    parts.append("PASSED" if r["gate"]["passed"] else "FAILED")
+    return ", ".join(parts) + f" (report: {r['result']['path']}.verify.md)"
+
+
+def _failure(v) -> str:
+    from converters import verify
+
+    try:
+        verify.raise_on_failure(v)
+    except verify.GateError as exc:
+        return str(exc)
+    return ""
+
+
+# -- running a step where its tool is -----------------------------------------------------------------
+def dispatch(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """Run the step here, or in its tool environment when its tool is missing here."""
+    from converters import tools
+
+    needs = args.needs(args) if callable(args.needs) else args.needs
+    env_paths = _model_folders(args)
+    if env_paths:
+        os.environ["EDGEPOSE_MODEL_PATH"] = os.pathsep.join(
+            filter(None, [os.environ.get("EDGEPOSE_MODEL_PATH"), *env_paths]))
+    code = tools.run_in_tool_env(needs, argv)
+    if code is not None:
+        return code
+    os.environ.setdefault("TQDM_DISABLE", "1")  # the tools' progress bars flood a terminal
+    return args.step(args)
+
+
+def _model_folders(args) -> list[str]:
+    """Folders where this environment finds the named models, so that a tool
+    environment (without the mediapipe wheel) finds the same files."""
+    from edgepose import models
+
+    folders = []
+    for row in models.status():
+        if row["path"]:
+            folders.append(str(Path(row["path"]).parent))
+    return sorted(set(folders))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m converters.cli STEP ...``: the steps of ``edgepose convert``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="edgepose convert", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    add_steps(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="edgepose: %(levelname)s: %(message)s")
+    try:
+        return dispatch(args, argv)
+    except EdgeposeError as exc:
+        print(f"edgepose: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def run_from_edgepose(args: argparse.Namespace) -> int:
+    """The ``func`` edgepose's CLI calls: re-dispatch with the raw argv after ``convert``."""
+    argv = sys.argv[sys.argv.index("convert") + 1:] if "convert" in sys.argv else None
+    if argv is not None and getattr(args, "verbose", False):
+        argv = ["-v", *argv]
+    return dispatch(args, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

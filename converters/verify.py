@@ -1,0 +1,463 @@
+"""Prove a conversion: run the source and the result on the same inputs and report.
+
+For every output: max and mean absolute error, and the mean error relative to the
+source's RMS (so outputs of different scale can be ranked and the worst named). For a
+BlazePose landmark model also: landmark error in pixels on the 256 crop (33 body
+landmarks, x and y of the raw output), presence agreement (both above or both below
+0.5) and visibility agreement (per landmark, sigmoid >= 0.5). Then file size, latency per
+invoke (LiteRT, 2 threads, median after warm-up) and, when annotated image sets are
+given, OKS AP through ``edgepose.evaluation`` with the result in a real Pipeline.
+
+The gate: a result fails when its AP drops by more than ``max_ap_drop`` (default 0.02)
+from the source's on any given set's mean, or when its outputs have collapsed (the
+full-integer failure users report: presence near zero, landmarks constant) -- a collapse
+fails even without annotations. The failure names the worst outputs and offers the
+next safer variant.
+
+The report is written as JSON and Markdown next to the model
+(``model.tflite.verify.json`` / ``.verify.md``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from edgepose.errors import EdgeposeError, InputError, ModelError
+
+log = logging.getLogger(__name__)
+
+MAX_AP_DROP = 0.02
+LATENCY_THREADS = 2
+LATENCY_WARMUP = 5
+LATENCY_RUNS = 30
+LATENCY_BUDGET_S = 10.0
+# Collapse: the result's outputs carry no signal where the source's do.
+COLLAPSE_PRESENCE = 0.1      # mean presence of the result below this ...
+SOURCE_PRESENCE = 0.5        # ... while the source's is above this
+COLLAPSE_SPREAD = 0.05       # or an output's spread below 5 % of the source's
+
+
+class GateError(EdgeposeError):
+    """A conversion that did not keep the accuracy the gate asks for."""
+
+
+# -- running models -----------------------------------------------------------------------------
+class Runner:
+    """One model (TFLite with LiteRT, or ONNX with onnxruntime): named outputs for an input."""
+
+    def __init__(self, path: str | os.PathLike, threads: int = LATENCY_THREADS) -> None:
+        self.path = str(path)
+        if not os.path.isfile(self.path):
+            raise ModelError(f"model file {self.path} does not exist")
+        if self.path.endswith(".onnx"):
+            self._open_onnx(threads)
+        else:
+            self._open_tflite(threads)
+
+    def _open_tflite(self, threads: int) -> None:
+        from edgepose.backends.tflite import check_tflite_file
+
+        check_tflite_file(self.path)
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            self._interp = Interpreter(model_path=self.path, num_threads=threads)
+            self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"{self.path} could not be loaded by LiteRT: {exc}") from None
+        ins, outs = self._interp.get_input_details(), self._interp.get_output_details()
+        self.input_shape = tuple(int(d) for d in ins[0]["shape"])
+        self.input_dtype = np.dtype(ins[0]["dtype"])
+        self.output_names = [d["name"] for d in outs]
+        self.output_shapes = [tuple(int(v) for v in d["shape"]) for d in outs]
+        self._in_index, self._out_index = ins[0]["index"], [d["index"] for d in outs]
+
+        def invoke(x: np.ndarray) -> list[np.ndarray]:
+            self._interp.set_tensor(self._in_index, x)
+            self._interp.invoke()
+            return [self._interp.get_tensor(i).copy() for i in self._out_index]
+
+        self._invoke = invoke
+        self.engine = "litert"
+
+    def _open_onnx(self, threads: int) -> None:
+        from converters import tools
+
+        tools.require("onnxruntime")
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        try:
+            sess = ort.InferenceSession(self.path, opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelError(f"{self.path} could not be loaded by onnxruntime: {exc}") from None
+        inp = sess.get_inputs()[0]
+        self.input_shape = tuple(int(d) if isinstance(d, int) else 1 for d in inp.shape)
+        self.input_dtype = np.dtype(np.float32 if "float" in inp.type else np.int32)
+        self.output_names = [o.name for o in sess.get_outputs()]
+        self.output_shapes = [tuple(d if isinstance(d, int) else -1 for d in o.shape)
+                              for o in sess.get_outputs()]
+        name = inp.name
+
+        def invoke(x: np.ndarray) -> list[np.ndarray]:
+            return sess.run(None, {name: x})
+
+        self._invoke = invoke
+        self.engine = "onnxruntime"
+
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        return self._invoke(np.ascontiguousarray(x, dtype=self.input_dtype))
+
+    def latency_ms(self, x: np.ndarray, warmup: int = LATENCY_WARMUP, runs: int = LATENCY_RUNS,
+                   budget_s: float = LATENCY_BUDGET_S) -> dict:
+        """Median / p90 / min ms per invoke after ``warmup`` invokes, at most ``runs``
+        timed invokes or ``budget_s`` seconds."""
+        x = np.ascontiguousarray(x, dtype=self.input_dtype)
+        for _ in range(warmup):
+            self._invoke(x)
+        times = []
+        deadline = time.perf_counter() + budget_s
+        while len(times) < runs and (len(times) < 5 or time.perf_counter() < deadline):
+            t = time.perf_counter_ns()
+            self._invoke(x)
+            times.append((time.perf_counter_ns() - t) / 1e6)
+        return _stats(times)
+
+
+def paired_latency(a: Runner, b: Runner, x: np.ndarray, warmup: int = LATENCY_WARMUP,
+                   runs: int = LATENCY_RUNS, budget_s: float = 2 * LATENCY_BUDGET_S) -> tuple[dict, dict]:
+    """Latency of two models timed alternately, so that load from other processes on a
+    shared machine falls on both alike. Returns the two ``latency_ms`` dicts."""
+    xa = np.ascontiguousarray(x, dtype=a.input_dtype)
+    xb = np.ascontiguousarray(x, dtype=b.input_dtype)
+    for _ in range(warmup):
+        a._invoke(xa)
+        b._invoke(xb)
+    times: tuple[list, list] = ([], [])
+    deadline = time.perf_counter() + budget_s
+    while len(times[0]) < runs and (len(times[0]) < 5 or time.perf_counter() < deadline):
+        for runner, arr, out in ((a, xa, times[0]), (b, xb, times[1])):
+            t = time.perf_counter_ns()
+            runner._invoke(arr)
+            out.append((time.perf_counter_ns() - t) / 1e6)
+    return tuple(_stats(t) for t in times)
+
+
+def _stats(times: list[float]) -> dict:
+    arr = np.array(times)
+    return {"median": round(float(np.median(arr)), 3), "p90": round(float(np.percentile(arr, 90)), 3),
+            "min": round(float(arr.min()), 3), "runs": len(times)}
+
+
+def match_outputs(source: Runner, result: Runner) -> list[int]:
+    """For each source output, the index of the result output that is the same tensor:
+    by name, else by shape when it is unique, else by position."""
+    pairs = []
+    for i, (name, shape) in enumerate(zip(source.output_names, source.output_shapes)):
+        if name in result.output_names:
+            pairs.append(result.output_names.index(name))
+            continue
+        same = [j for j, s in enumerate(result.output_shapes) if _same_shape(s, shape)]
+        if len(same) == 1:
+            pairs.append(same[0])
+        elif i < len(result.output_shapes):
+            pairs.append(i)
+        else:
+            raise ModelError(f"{result.path} has no output like {source.path}'s {name} {list(shape)}")
+    return pairs
+
+
+def _same_shape(a, b) -> bool:
+    return len(a) == len(b) and all(x == y or x == -1 or y == -1 for x, y in zip(a, b))
+
+
+# -- comparing outputs ----------------------------------------------------------------------------
+def compare(source: Runner, result: Runner, inputs: np.ndarray) -> dict:
+    """Per-output errors and, for BlazePose landmark models, landmark figures.
+
+    inputs: (N, *input_shape) float32. Returns a JSON-ready dict."""
+    order = match_outputs(source, result)
+    src_all: list[list[np.ndarray]] = []
+    res_all: list[list[np.ndarray]] = []
+    for x in inputs:
+        src_all.append(source.run(x))
+        out = result.run(x)
+        res_all.append([np.asarray(out[j]).reshape(src_all[-1][k].shape) for k, j in enumerate(order)])
+    outputs = {}
+    for k, name in enumerate(source.output_names):
+        s = np.stack([o[k] for o in src_all]).astype(np.float64)
+        r = np.stack([o[k] for o in res_all]).astype(np.float64)
+        diff = np.abs(s - r)
+        spread = float(s.std())
+        rms = float(np.sqrt(np.mean(s * s)))
+        outputs[name] = {
+            "shape": list(source.output_shapes[k]), "role": _role(source.output_shapes[k]),
+            "max_abs": _r(diff.max()), "mean_abs": _r(diff.mean()),
+            "relative": _r(diff.mean() / rms) if rms > 0 else None,
+            "source_spread": _r(spread), "result_spread": _r(r.std()),
+        }
+    report = {"samples": int(len(inputs)), "outputs": outputs}
+    roles = {_role(s): k for k, s in enumerate(source.output_shapes)}
+    if "landmarks" in roles:
+        report["landmarks"] = _landmark_figures(src_all, res_all, roles)
+    return report
+
+
+def _role(shape) -> str | None:
+    from edgepose.blazepose import landmarks as lmk
+
+    for role, want in lmk.SHAPES.items():
+        if tuple(shape) == tuple(want):
+            return role
+    if tuple(shape[-1:]) == (12,) and len(shape) == 3:
+        return "detector boxes"
+    if tuple(shape[-1:]) == (1,) and len(shape) == 3:
+        return "detector scores"
+    return None
+
+
+def _landmark_figures(src_all, res_all, roles: dict) -> dict:
+    from edgepose.blazepose import landmarks as lmk
+    from edgepose.skeletons import BlazePoseLandmark
+
+    k = roles["landmarks"]
+    s = np.stack([o[k].reshape(lmk.NUM_OUTPUT_LANDMARKS, 5) for o in src_all])[:, :lmk.NUM_BODY]
+    r = np.stack([o[k].reshape(lmk.NUM_OUTPUT_LANDMARKS, 5) for o in res_all])[:, :lmk.NUM_BODY]
+    px = np.linalg.norm(s[..., :2] - r[..., :2], axis=-1)  # (N, 33), 256-crop pixels
+    per_joint = px.mean(axis=0)
+    worst = np.argsort(per_joint)[::-1][:3]
+    vis_s, vis_r = lmk.sigmoid(s[..., 3]) >= 0.5, lmk.sigmoid(r[..., 3]) >= 0.5
+    figures = {
+        "px_mean": _r(px.mean()), "px_p95": _r(np.percentile(px, 95)), "px_max": _r(px.max()),
+        "worst_landmarks": {BlazePoseLandmark(int(i)).name.lower(): _r(per_joint[i]) for i in worst},
+        "visibility_agreement": _r((vis_s == vis_r).mean()),
+    }
+    if "presence" in roles:
+        p = roles["presence"]
+        ps = np.array([float(o[p].reshape(-1)[0]) for o in src_all])
+        pr = np.array([float(o[p].reshape(-1)[0]) for o in res_all])
+        figures.update({"presence_agreement": _r(((ps >= 0.5) == (pr >= 0.5)).mean()),
+                        "presence_mean_source": _r(ps.mean()), "presence_mean_result": _r(pr.mean())})
+    return figures
+
+
+def _r(v) -> float:
+    return round(float(v), 6)
+
+
+# -- accuracy ---------------------------------------------------------------------------------------
+def annotated_sets(paths: Sequence[str | os.PathLike]) -> list[tuple[Path, Path]]:
+    """(annotation json, image folder) pairs from paths that are a json file (images next
+    to it) or a folder holding one ``*.json`` annotation file (the shared sets' layout)."""
+    out = []
+    for p in map(Path, paths):
+        if p.is_file() and p.suffix == ".json":
+            out.append((p, p.parent))
+        elif p.is_dir():
+            found = sorted(p.glob("test_*.json")) or sorted(p.glob("*.json"))
+            if not found:
+                raise InputError(f"{p} holds no annotation .json file")
+            out.append((found[0], p))
+        else:
+            raise InputError(f"annotated set {p} is neither a .json file nor a folder")
+    return out
+
+
+def accuracy(model: str, role: str, sets: list[tuple[Path, Path]], max_people: int = 10,
+             threads: int = LATENCY_THREADS) -> dict:
+    """OKS AP / AR / PCK of a Pipeline that uses ``model`` as its ``role`` ("landmark" or
+    "detector"), static image mode, per set and the mean over sets."""
+    from edgepose import Pipeline
+    from edgepose.evaluation import load_dataset, predict, score
+
+    kw = {"model": model} if role == "landmark" else {"detector": model}
+    per_set = {}
+    with Pipeline(static_image_mode=True, max_people=max_people, threads=threads, **kw) as pipe:
+        for annotations, images in sets:
+            dataset = load_dataset(annotations)
+            result = score(dataset, predict(pipe, dataset, images), annotations)
+            per_set[images.name] = {k: result[k] for k in ("AP", "AR", "PCK@0.2", "people", "matched")}
+    mean = {}
+    for key in ("AP", "AR", "PCK@0.2"):
+        values = [r[key] for r in per_set.values() if r[key] is not None]
+        mean[key] = _r(np.mean(values)) if values else None
+    return {"sets": per_set, "mean": mean, "max_people": max_people}
+
+
+_SOURCE_ACCURACY: dict[tuple, dict] = {}
+
+
+# -- the whole verification -------------------------------------------------------------------------
+@dataclasses.dataclass
+class Verification:
+    source: str
+    result: str
+    report: dict
+
+    @property
+    def passed(self) -> bool:
+        return self.report["gate"]["passed"]
+
+
+def verify(source: str | os.PathLike, result: str | os.PathLike, inputs: np.ndarray,
+           annotated: Sequence[str | os.PathLike] = (), max_ap_drop: float = MAX_AP_DROP,
+           variant: str | None = None, write: bool = True, timing: bool = True) -> Verification:
+    """Compare ``result`` with ``source`` on ``inputs`` ((N, *input_shape) float32), time
+    both, score both on the ``annotated`` sets, apply the gate, write the report next to
+    ``result`` (unless ``write`` is False). Returns the Verification; it does not raise
+    when the gate fails (see ``Verification.passed`` and ``raise_on_failure``)."""
+    from converters import metadata, tools
+    from edgepose.models import sha256_of
+
+    src, res = Runner(source), Runner(result)
+    if src.input_shape != res.input_shape:
+        raise ModelError(f"{result} takes input {list(res.input_shape)} but {source} takes "
+                         f"{list(src.input_shape)}: they cannot be compared")
+    if len(inputs) == 0:
+        raise InputError("no inputs to compare the models on")
+    meta = _metadata(result)
+    variant = variant or (meta or {}).get("variant")
+    report = {
+        "source": {"path": str(source), "sha256": sha256_of(source), "bytes": os.path.getsize(source)},
+        "result": {"path": str(result), "sha256": sha256_of(result), "bytes": os.path.getsize(result),
+                   "variant": variant, "engine": res.engine},
+        "size_ratio": _r(os.path.getsize(result) / os.path.getsize(source)),
+        **compare(src, res, inputs),
+    }
+    if timing:
+        src_ms, res_ms = paired_latency(src, res, inputs[0])
+        report["latency_ms"] = {"threads": LATENCY_THREADS, "source": src_ms, "result": res_ms,
+                                "method": "source and result invoked alternately, median after warm-up"}
+        report["speedup"] = _r(report["latency_ms"]["source"]["median"]
+                               / report["latency_ms"]["result"]["median"])
+    sets = annotated_sets(annotated) if annotated else []
+    role = "landmark" if "landmarks" in report else "detector"
+    if sets and res.engine == "litert":
+        key = (report["source"]["sha256"], role, tuple(map(str, sets)))
+        if key not in _SOURCE_ACCURACY:  # one source, many variants: score it once
+            _SOURCE_ACCURACY[key] = accuracy(str(source), role, sets)
+        report["accuracy"] = {"source": _SOURCE_ACCURACY[key],
+                              "result": accuracy(str(result), role, sets)}
+    elif sets:
+        report["accuracy_skipped"] = "the runtime runs TFLite models only: AP is measured for .tflite results"
+    report["gate"] = gate(report, max_ap_drop, variant)
+    report["environment"] = tools.environment_facts()
+    if write:
+        write_report(result, report)
+    return Verification(str(source), str(result), report)
+
+
+def _metadata(path) -> dict | None:
+    from converters import metadata
+
+    try:
+        return metadata.read_metadata(path)
+    except (ValueError, ImportError, OSError):
+        return None
+
+
+def gate(report: dict, max_ap_drop: float, variant: str | None) -> dict:
+    """Pass / fail with the reasons, the worst outputs and the fallback to offer."""
+    reasons = []
+    lm = report.get("landmarks", {})
+    if (lm.get("presence_mean_source", 0) > SOURCE_PRESENCE
+            and lm.get("presence_mean_result", 1) < COLLAPSE_PRESENCE):
+        reasons.append(f"collapsed: mean presence {lm['presence_mean_result']:.3f} against "
+                       f"{lm['presence_mean_source']:.3f} for the source")
+    for name, o in report["outputs"].items():
+        if int(np.prod(o["shape"])) <= 1:
+            continue  # a score over a few crops may be near constant in the source too
+        if o["source_spread"] > 0 and o["result_spread"] < COLLAPSE_SPREAD * o["source_spread"]:
+            reasons.append(f"collapsed: output {name} is near constant "
+                           f"(spread {o['result_spread']:.3g} against {o['source_spread']:.3g})")
+    drop = None
+    acc = report.get("accuracy")
+    if acc and acc["source"]["mean"]["AP"] is not None:
+        drop = acc["source"]["mean"]["AP"] - (acc["result"]["mean"]["AP"] or 0.0)
+        if drop > max_ap_drop:
+            reasons.append(f"AP dropped {drop:.3f} (> {max_ap_drop}): "
+                           f"{acc['source']['mean']['AP']:.3f} -> {acc['result']['mean']['AP'] or 0.0:.3f}")
+    ranked = sorted(((o["relative"] or 0.0, n) for n, o in report["outputs"].items()), reverse=True)
+    worst = [f"{n} ({report['outputs'][n]['role'] or 'output'}: mean error {rel:.3f} x its RMS)"
+             for rel, n in ranked[:3]]
+    from converters.quantize import FALLBACK
+
+    fallback = FALLBACK.get(variant or "")
+    return {"passed": not reasons, "max_ap_drop": max_ap_drop,
+            "ap_drop": None if drop is None else _r(drop), "reasons": reasons,
+            "worst_outputs": worst, "fallback": fallback,
+            "checked": "AP and collapse" if acc else "collapse only (no annotated set given)"}
+
+
+def raise_on_failure(v: Verification) -> None:
+    """GateError with one paragraph: why, worst outputs, what to try instead."""
+    g = v.report["gate"]
+    if g["passed"]:
+        return
+    msg = f"{v.result} failed verification: " + "; ".join(g["reasons"])
+    msg += ". Worst outputs: " + ", ".join(g["worst_outputs"])
+    if g["fallback"]:
+        msg += f". Try --variant {g['fallback']}, which keeps more precision"
+    raise GateError(msg)
+
+
+# -- writing ----------------------------------------------------------------------------------------
+def write_report(result: str | os.PathLike, report: dict) -> tuple[Path, Path]:
+    base = Path(str(result))
+    json_path = base.with_name(base.name + ".verify.json")
+    md_path = base.with_name(base.name + ".verify.md")
+    json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    md_path.write_text(markdown(report), encoding="utf-8")
+    log.info("wrote %s and %s", json_path, md_path)
+    return json_path, md_path
+
+
+def markdown(report: dict) -> str:
+    g = report["gate"]
+    res, src = report["result"], report["source"]
+    lines = [f"# Verification of {Path(res['path']).name}", "",
+             f"**{'PASSED' if g['passed'] else 'FAILED'}** ({g['checked']}; max AP drop {g['max_ap_drop']})",
+             ""]
+    lines += [f"- {r}" for r in g["reasons"]]
+    if not g["passed"] and g["fallback"]:
+        lines.append(f"- fallback: `--variant {g['fallback']}`")
+    lines += ["", "| | source | result |", "| --- | --- | --- |",
+              f"| file | {Path(src['path']).name} | {Path(res['path']).name} |",
+              f"| variant | | {res['variant'] or '-'} |",
+              f"| size | {src['bytes'] / 1e6:.2f} MB | {res['bytes'] / 1e6:.2f} MB |"]
+    if "latency_ms" in report:
+        lat = report["latency_ms"]
+        lines.append(f"| latency ({lat['threads']} threads, median) | {lat['source']['median']:.2f} ms "
+                     f"| {lat['result']['median']:.2f} ms ({report['speedup']:.2f}x) |")
+    acc = report.get("accuracy")
+    if acc:
+        for key in ("AP", "AR", "PCK@0.2"):
+            a, b = acc["source"]["mean"][key], acc["result"]["mean"][key]
+            lines.append(f"| {key} (mean of {len(acc['source']['sets'])} sets) | {_f(a)} | {_f(b)} |")
+    lm = report.get("landmarks")
+    if lm:
+        lines += ["", f"Landmarks on {report['samples']} person crops (256 px): mean error "
+                      f"{lm['px_mean']:.2f} px, p95 {lm['px_p95']:.2f} px, max {lm['px_max']:.2f} px; "
+                      f"presence agreement {_f(lm.get('presence_agreement'))}, visibility agreement "
+                      f"{lm['visibility_agreement']:.3f}; worst: "
+                      + ", ".join(f"{k} {v:.2f} px" for k, v in lm["worst_landmarks"].items())]
+    lines += ["", "| output | shape | role | max abs | mean abs | mean / RMS |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for name, o in report["outputs"].items():
+        lines.append(f"| {name} | {o['shape']} | {o['role'] or ''} | {o['max_abs']:.4g} | "
+                     f"{o['mean_abs']:.4g} | {_f(o['relative'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def _f(v) -> str:
+    return "-" if v is None else f"{v:.3f}"

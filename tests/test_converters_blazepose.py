@@ -1,0 +1,140 @@
+"""Conversions of the real BlazePose models, checked on person crops from the shared
+images. Float32 / float16 need nothing beyond edgepose; the int8 and ONNX tests need the
+convert-quant / convert-tf tools and skip with the reason when they are not installed
+(CI installs neither: run them with the tool environment's Python, see docs/converters.md)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from conftest import IMAGES, need
+
+pytestmark = pytest.mark.slow
+
+
+def _need_tool(module: str, extra: str) -> None:
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not installed: it comes with the {extra} extra "
+                    f"(run these tests with the .venv-{extra} Python)")
+
+
+@pytest.fixture(scope="module")
+def crops(model_path):
+    from converters import calibration
+
+    need(IMAGES)
+    return calibration.person_crops(IMAGES, detector=model_path("detector"),
+                                    landmark=model_path("full"), limit=64)
+
+
+def _px(report: dict) -> float:
+    return report["landmarks"]["px_mean"]
+
+
+@pytest.mark.parametrize("variant", ["float32", "float16"])
+def test_float_variants_keep_landmarks_within_a_pixel(variant, crops, model_path, tmp_path):
+    from converters import metadata, quantize, verify
+
+    out = quantize.quantize_file(model_path("full"), variant, tmp_path / f"full_{variant}.tflite")
+    v = verify.verify(model_path("full"), out, crops, variant=variant, timing=False)
+    assert v.passed
+    assert v.report["landmarks"]["px_max"] < 1.0
+    assert v.report["landmarks"]["presence_agreement"] == 1.0
+    meta = metadata.read_metadata(out)
+    assert meta["variant"] == variant and meta["task"] == "blazepose-landmark"
+    assert meta["source"]["file"] == "pose_landmark_full.tflite"
+
+
+def test_detector_densified_keeps_its_outputs(model_path, tmp_path):
+    from converters import calibration, quantize, verify
+
+    need(IMAGES)
+    out = quantize.quantize_file(model_path("detector"), "float32", tmp_path / "det.tflite")
+    inputs = calibration.detector_inputs(IMAGES, limit=8)
+    v = verify.verify(model_path("detector"), out, inputs, timing=False)
+    assert all(o["max_abs"] < 1e-3 for o in v.report["outputs"].values())
+
+
+def test_converted_model_runs_in_the_pipeline_without_flags(model_path, tmp_path, shared_images):
+    import cv2
+
+    from edgepose import Pipeline
+    from converters import quantize
+
+    out = quantize.quantize_file(model_path("full"), "float16", tmp_path / "full_fp16.tflite")
+    image = cv2.imread(str(next(p for p in shared_images if "mpii" in str(p))))
+    with Pipeline(model=str(out), static_image_mode=True, threads=2) as converted, \
+            Pipeline(model="full", static_image_mode=True, threads=2) as original:
+        a, b = converted.process(image).poses, original.process(image).poses
+    assert len(a) == len(b) >= 1
+    np.testing.assert_allclose(a[0].keypoints[:, :2], b[0].keypoints[:, :2], atol=0.5)
+
+
+def test_the_gate_catches_a_collapsed_model(model_path, crops, tmp_path):
+    """Zero the landmark head (what a broken full-integer model looks like): the gate
+    must fail without any annotated set."""
+    from converters import tflite_graph, verify
+
+    model = tflite_graph.load(tflite_graph.prepare_for_tools(open(model_path("full"), "rb").read())[0])
+    g = model.subgraphs[0]
+    for op in g.operators:
+        out_name = tflite_graph.tensor_name(g.tensors[op.outputs[0]])
+        if "convld_3d" in out_name or "conv_poseflag" in out_name:
+            for i in op.inputs[1:]:
+                t = g.tensors[i]
+                if tflite_graph.constant(model, t) is not None:
+                    model.buffers[t.buffer].data = np.zeros_like(model.buffers[t.buffer].data)
+    broken = tmp_path / "collapsed.tflite"
+    broken.write_bytes(tflite_graph.dump(model))
+    v = verify.verify(model_path("full"), broken, crops, variant="int8-static", timing=False)
+    assert not v.passed
+    assert any("collapsed" in r for r in v.report["gate"]["reasons"])
+    assert v.report["gate"]["fallback"] == "int8-mixed"
+
+
+@pytest.mark.parametrize("variant", [
+    pytest.param("int8-weight", marks=pytest.mark.xfail(
+        reason="open: ai-edge-quantizer's weight-only int8 moves full's landmarks 3.5 px and "
+               "flips presence on ~20 % of crops, more than int8 weights should", strict=False)),
+    "int8-mixed"])
+def test_int8_full_stays_close(variant, crops, model_path, tmp_path):
+    _need_tool("ai_edge_quantizer", "convert-quant")
+    from converters import quantize, verify
+
+    calib, test = crops[0::2], crops[1::2]
+    out = quantize.quantize_file(model_path("full"), variant, tmp_path / f"full_{variant}.tflite", calib)
+    v = verify.verify(model_path("full"), out, test, variant=variant, timing=False)
+    # No annotated set here: the gate checks collapse; the landmark error must stay small.
+    assert v.passed, v.report["gate"]
+    assert _px(v.report) < 10.0
+    assert v.report["landmarks"]["presence_agreement"] >= 0.9
+
+
+def test_onnx_round_trip_is_within_a_pixel(model_path, crops, tmp_path):
+    _need_tool("tf2onnx", "convert-tf")
+    _need_tool("onnx2tf", "convert-tf")
+    from converters import onnx_export, onnx_import, tflite_graph, verify
+
+    onnx_path = onnx_export.tflite_to_onnx(model_path("full"), tmp_path / "full.onnx")
+    v = verify.verify(model_path("full"), onnx_path, crops[:16], timing=False)
+    assert v.report["landmarks"]["px_max"] < 1.0
+    back = onnx_import.onnx_to_tflite(onnx_path, tmp_path / "full_back.tflite", reference=model_path("full"))
+    v = verify.verify(model_path("full"), back, crops[:16], timing=False)
+    assert v.report["landmarks"]["px_max"] < 1.0
+    g = tflite_graph.load(back.read_bytes()).subgraphs[0]
+    ref = tflite_graph.load(open(model_path("full"), "rb").read()).subgraphs[0]
+    assert [list(g.tensors[i].shape) for i in g.outputs] == [list(ref.tensors[i].shape) for i in ref.outputs]
+    assert list(g.tensors[g.inputs[0]].shape) == [1, 256, 256, 3]
+
+
+def test_detector_to_onnx_handles_densify(model_path, tmp_path):
+    _need_tool("tf2onnx", "convert-tf")
+    from converters import calibration, onnx_export, verify
+
+    need(IMAGES)
+    out = onnx_export.tflite_to_onnx(model_path("detector"), tmp_path / "det.onnx")
+    v = verify.verify(model_path("detector"), out, calibration.detector_inputs(IMAGES, limit=4), timing=False)
+    assert all(o["max_abs"] < 1e-2 for o in v.report["outputs"].values())
