@@ -260,6 +260,9 @@ def print_summary(stream, source, pipe, stats, output, json_path) -> None:
     s = stats.summary()
     o = pipe.options
     model = Path(pipe.landmark_path).name
+    info = getattr(pipe, "landmark_info", None)
+    if info and info.get("variant"):
+        model += f" {info['variant']} of {info.get('source', {}).get('file', '?')}"
     print(f"edgepose {__version__}: {s['frames']} frame(s) from {source.name}, model {o.model} "
           f"({model}, {pipe.runtime}), {'image' if o.static_image_mode else 'video'} mode, "
           f"max_people {o.max_people}, smoothing {'off' if o.static_image_mode else o.smoothing}",

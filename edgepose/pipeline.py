@@ -6,12 +6,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import struct
 import time
 
 import numpy as np
 
 from edgepose import models, smoothing
 from edgepose.backends import check_input, find_output, load_model
+from edgepose.errors import ModelError
 from edgepose.blazepose import detector as det
 from edgepose.blazepose import landmarks as lmk
 from edgepose.blazepose.roi import roi_from_points
@@ -121,6 +123,8 @@ class Pipeline:
                         "delegate": o.delegate}
         self.detector_path = models.resolve(o.detector, "detector")
         self.landmark_path = models.resolve(o.model, "landmark")
+        self.detector_info = _converted_info(self.detector_path, "blazepose-detector")
+        self.landmark_info = _converted_info(self.landmark_path, "blazepose-landmark")
         self._detector = load_model(self.detector_path, **backend_opts)
         self._landmark = load_model(self.landmark_path, **backend_opts)
         self.runtime = f"tflite/{self._landmark.runtime}"
@@ -266,6 +270,29 @@ class Pipeline:
         pose = Pose(keypoints, score, world=world, mask=mask, roi=roi)
         clock.stop("postprocess", t)
         return pose, aux
+
+
+def _converted_info(path: str, task: str) -> dict | None:
+    """The metadata of a model made by ``edgepose convert`` (None for other files), checked
+    against the role it is given: a detector passed as the landmark model, or a model made
+    for another input normalisation, is a clear error."""
+    from edgepose.model_metadata import TASKS, read_tflite_metadata
+
+    try:
+        info = read_tflite_metadata(path)
+    except (ValueError, OSError, struct.error):
+        return None  # not ours, or unreadable: the backend's own checks report it
+    if info is None:
+        return info
+    if info.get("task") not in (None, task):
+        flag = "--detector" if info["task"] == "blazepose-detector" else "--model"
+        raise ModelError(f"{path} was converted as a {info['task']} model, not a {task} "
+                         f"model: pass it with {flag}")
+    expected = TASKS[task]["input"]
+    given = info.get("input", {})
+    if any(k in given and given[k] != expected[k] for k in ("mean", "std", "color", "layout")):
+        raise ModelError(f"{path} expects input {given}, but the pipeline feeds {expected}")
+    return info
 
 
 def _same_person(a: Roi, b: Roi) -> bool:

@@ -105,3 +105,23 @@ def test_wrong_model_in_a_slot_names_the_tensor(model_path):
         Pipeline(model=model_path("detector"))
     with pytest.raises(ModelError, match=r"detector model .*expected one float32 input of shape \[1, 224, 224, 3\]"):
         Pipeline(detector=model_path("full"))
+
+
+def test_converted_metadata_is_read_and_checked(model_path, tmp_path):
+    pytest.importorskip("ai_edge_litert.schema_py_generated", reason="writing metadata needs LiteRT's schema")
+    from converters.metadata import describe, with_tflite_metadata
+    from edgepose import Pipeline
+
+    source = model_path("lite")
+    info = describe(source, models.sha256_of(source), "float32", "blazepose-landmark", "test")
+    converted = tmp_path / "lite_marked.tflite"
+    converted.write_bytes(with_tflite_metadata(open(source, "rb").read(), info))
+    with Pipeline(model=str(converted), detector=model_path("detector")) as pipe:
+        assert pipe.landmark_info["variant"] == "float32"
+        assert pipe.landmark_info["source"]["file"] == "pose_landmark_lite.tflite"
+    with pytest.raises(ModelError, match="converted as a blazepose-landmark model.*pass it with --model"):
+        Pipeline(detector=str(converted))
+    wrong = dict(info, input=dict(info["input"], std=127.5))
+    (tmp_path / "wrong.tflite").write_bytes(with_tflite_metadata(open(source, "rb").read(), wrong))
+    with pytest.raises(ModelError, match="expects input"):
+        Pipeline(model=str(tmp_path / "wrong.tflite"))
