@@ -118,6 +118,36 @@ def test_video_run_tracks_and_writes_video(short_clip, tmp_path):
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
 
 
+@pytest.fixture
+def served(short_clip):
+    """An HTTP server on loopback serving the short clip's folder."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(short_clip.parent))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_stream_url_is_read_and_a_dead_one_fails_fast(served, tmp_path):
+    code, out, err = edgepose("run", f"{served}/clip.avi", "--json", "-", timeout=120)
+    assert code == 0, err
+    assert len(out.splitlines()) == 12
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+    code, _, err = edgepose("run", f"http://127.0.0.1:{dead}/live.mp4", timeout=60)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 1 and len(lines) == 1 and "could not be opened" in lines[0]
+
+
 def test_offline_smoothing_of_a_json_file(short_clip, tmp_path):
     raw, smooth = tmp_path / "raw.jsonl", tmp_path / "smooth.jsonl"
     code, _, err = edgepose("run", short_clip, "--json", raw, "--smoothing", "none")
