@@ -125,3 +125,20 @@ def test_converted_metadata_is_read_and_checked(model_path, tmp_path):
     (tmp_path / "wrong.tflite").write_bytes(with_tflite_metadata(open(source, "rb").read(), wrong))
     with pytest.raises(ModelError, match="expects input"):
         Pipeline(model=str(tmp_path / "wrong.tflite"))
+
+
+def test_tflite_runtime_with_numpy2_is_a_clear_error(monkeypatch):
+    import sys
+    import types
+
+    from edgepose.backends import tflite
+
+    fake = types.ModuleType("tflite_runtime.interpreter")
+    monkeypatch.setitem(sys.modules, "tflite_runtime", types.ModuleType("tflite_runtime"))
+    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", fake)
+    monkeypatch.setattr(np, "__version__", "2.1.0")
+    with pytest.raises(BackendError, match="built against NumPy 1.x.*numpy<2"):
+        tflite._import_runtime("tflite-runtime")
+    monkeypatch.setenv("EDGEPOSE_TFLITE_RUNTIME", "tflite-runtime")
+    with pytest.raises(BackendError, match="built against NumPy 1.x"):
+        tflite._import_runtime("auto")

@@ -26,6 +26,9 @@ _PIP_NAME = {"litert": "ai-edge-litert", "tflite-runtime": "tflite-runtime", "te
 
 def _import_runtime(runtime: str):
     """Return (name, module) of the requested runtime, or the first one installed for 'auto'."""
+    if runtime == "auto":
+        # a kiosk can switch engines from its environment file (deploy/edgepose.default)
+        runtime = os.environ.get("EDGEPOSE_TFLITE_RUNTIME") or "auto"
     if runtime != "auto" and runtime not in RUNTIMES:
         raise BackendError(f"unknown TFLite runtime {runtime!r}: choose auto, {', '.join(RUNTIMES)}")
     names = list(RUNTIMES) if runtime == "auto" else [runtime]
@@ -36,14 +39,32 @@ def _import_runtime(runtime: str):
         except ImportError as exc:
             failures.append(f"{name}: {exc}")
             continue
-        # tensorflow.lite keeps Interpreter under .Interpreter and delegates under .experimental
+        problem = _numpy_clash(name)
+        if problem:
+            if runtime != "auto":
+                raise BackendError(problem)
+            failures.append(f"{name}: {problem}")
+            continue
         return name, module
     if runtime == "auto":
         raise BackendError(
-            "no TFLite runtime is installed: pip install ai-edge-litert "
-            "(or tflite-runtime on devices without a LiteRT wheel)"
+            "no usable TFLite runtime: pip install ai-edge-litert (or tflite-runtime on "
+            "devices without a LiteRT wheel); tried " + "; ".join(failures)
         )
     raise BackendError(f"TFLite runtime {runtime!r} is not installed: pip install {_PIP_NAME[runtime]}")
+
+
+def _numpy_clash(name: str) -> str | None:
+    """tflite-runtime 2.14 is built against NumPy 1.x: with NumPy 2 its Interpreter dies
+    with a SystemError ("_ARRAY_API not found"). Say so before that happens."""
+    if name != "tflite-runtime":
+        return None
+    import numpy
+
+    if int(numpy.__version__.split(".")[0]) < 2:
+        return None
+    return (f"tflite-runtime is built against NumPy 1.x and cannot run with NumPy "
+            f"{numpy.__version__}: pip install 'numpy<2' (the tflite-runtime extra pins it)")
 
 
 def _load_delegate(module, path: str):
