@@ -164,17 +164,17 @@ def cmd_quantize(args) -> int:
         test = test[:args.limit]
     elif any(quantize.VARIANTS[v].needs_calibration for v in variants):
         raise InputError(f"{', '.join(variants)} needs --images DIR: photos of people to calibrate on")
-    out_dir = args.out if args.out is not None and (len(variants) > 1 or args.out.suffix != ".tflite") \
-        else None
+    elif not args.no_verify:
+        raise InputError("verification needs --images DIR (or pass --no-verify)")
+    single_file = args.out is not None and args.out.suffix == ".tflite"
+    if single_file and len(variants) > 1:
+        raise InputError(f"--out {args.out} is one file but {len(variants)} variants were asked for: give a folder")
     failed = []
     for variant in variants:
-        out = (out_dir or converted_dir()) / f"{Path(source).stem}_{variant}.tflite" \
-            if out_dir is not None or args.out is None else args.out
+        out = args.out if single_file else (args.out or converted_dir()) / f"{Path(source).stem}_{variant}.tflite"
         quantize.quantize_file(source, variant, out, calib, args.float_tail)
         line = f"wrote {out} ({variant}, {os.path.getsize(out) / 1e6:.2f} MB)"
         if not args.no_verify:
-            if test is None:
-                raise InputError("verification needs --images DIR (or pass --no-verify)")
             v = verify.verify(source, out, test, args.annotated, args.max_ap_drop, variant)
             line += "; " + _summary(v.report)
             if not v.passed:

@@ -191,25 +191,6 @@ def check_task_bundle(path: str | os.PathLike) -> None:
 
 
 # -- CLI ------------------------------------------------------------------------------------
-def add_convert_parser(subparsers) -> argparse.ArgumentParser:
-    """Register ``convert`` (with its ``task-bundle`` step) on the ``edgepose`` subparsers."""
-    convert = subparsers.add_parser("convert", help="convert and package models",
-                                    description="Convert and package models.")
-    steps = convert.add_subparsers(dest="converter", required=True, metavar="STEP")
-    bundle = steps.add_parser(
-        "task-bundle", help="build a MediaPipe PoseLandmarker .task bundle from local models",
-        description="Build a MediaPipe Tasks PoseLandmarker .task bundle (uncompressed zip "
-                    "of the detector and a landmark model, with input-normalisation "
-                    "metadata) from local files: nothing is downloaded.")
-    bundle.add_argument("--detector", default="detector",
-                        help="person detector: 'detector' or a .tflite path (default: detector)")
-    bundle.add_argument("--model", default="full",
-                        help="landmark model: lite, full, heavy or a .tflite path (default: full)")
-    bundle.add_argument("--out", required=True, type=Path, help="the .task file to write")
-    bundle.set_defaults(func=cmd_task_bundle)
-    return bundle
-
-
 def cmd_task_bundle(args: argparse.Namespace) -> int:
     from edgepose import models
 

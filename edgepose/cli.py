@@ -178,7 +178,6 @@ class Window:
 def cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from edgepose.draw import draw_poses, draw_overlay
     from edgepose.engines import create_pipeline
     from edgepose.profiler import Profiler
     from edgepose.sources import demo_image, open_source
@@ -193,67 +192,73 @@ def cmd_run(args: argparse.Namespace) -> int:
         out_path = out_path or DEMO_OUT
         print(f"edgepose: no source given, running on {demo}", file=sys.stderr)
 
-    source = open_source(spec)
-    opts = options_from_args(args, static_image_mode=source.kind == "image")
-    with native_stderr_quiet(not args.verbose):
-        pipe = create_pipeline(args.backend, opts)
-    output = AnnotatedOutput(Path(out_path), source) if out_path else None
-    window = Window(f"edgepose: {source.name}") if args.show else None
-    json_file = None
-    if args.json:
-        json_file = sys.stdout if args.json == "-" else open(args.json, "w", encoding="utf-8")
-    report = sys.stderr if args.json == "-" else sys.stdout
-
-    stats = Profiler()
-    frames = iter(source)
-    bar = tqdm(total=source.total, unit="frame", disable=None if source.total else True,
-               file=sys.stderr, leave=False)
-    try:
-        while True:
-            t0 = time.perf_counter_ns()
-            frame = next(frames, None)
-            if frame is None:
-                break
-            decode_ms = (time.perf_counter_ns() - t0) / 1e6
-            # MediaPipe starts its graph (and prints) on the first frame
-            with native_stderr_quiet(stats.frames == 0 and not args.verbose):
-                result = pipe.process(frame.image, frame.timestamp_ms)
-            stages = {"decode": decode_ms, **result.stages_ms}
-            if output or window:
-                t1 = time.perf_counter_ns()
-                canvas = draw_poses(frame.image, result.poses, layout=args.layout)
-                if args.overlay:
-                    draw_overlay(canvas, stats.rolling_fps, stages, len(result.poses))
-                stages["render"] = (time.perf_counter_ns() - t1) / 1e6
-                if output:
-                    output.write(canvas, frame)
-                if window and not window.show(canvas):
-                    break
-            if json_file:
-                record = {"source": source.name, "frame": frame.index, "image": frame.name,
-                          **result.to_dict(), "image_size": list(result.image_size)}
-                json_file.write(json.dumps(record) + "\n")
-            stats.add(stages, len(result.poses), result.detector_ran,
-                      tuple(p.track_id for p in result.poses))
-            bar.update(1)
-    except KeyboardInterrupt:
-        print("edgepose: interrupted", file=sys.stderr)
-    finally:
-        bar.close()
-        source.close()
-        pipe.close()
+    with contextlib.ExitStack() as stack:
+        # everything opened is closed however the run ends (error, q, Ctrl-C)
+        source = open_source(spec)
+        stack.callback(source.close)
+        opts = options_from_args(args, static_image_mode=source.kind == "image")
+        with native_stderr_quiet(not args.verbose):
+            pipe = create_pipeline(args.backend, opts)
+        stack.callback(pipe.close)
+        output = AnnotatedOutput(Path(out_path), source) if out_path else None
         if output:
-            output.close()
+            stack.callback(output.close)
+        window = Window(f"edgepose: {source.name}") if args.show else None
         if window:
-            window.close()
-        if json_file and json_file is not sys.stdout:
-            json_file.close()
+            stack.callback(window.close)
+        json_file = None
+        if args.json == "-":
+            json_file = sys.stdout
+        elif args.json:
+            json_file = stack.enter_context(open(args.json, "w", encoding="utf-8"))
+        report = sys.stderr if args.json == "-" else sys.stdout
+        stats = Profiler()
+        bar = stack.enter_context(tqdm(total=source.total, unit="frame", file=sys.stderr,
+                                       disable=None if source.total else True, leave=False))
+        try:
+            run_frames(args, source, pipe, output, window, json_file, stats, bar)
+        except KeyboardInterrupt:
+            print("edgepose: interrupted", file=sys.stderr)
 
     print_summary(report, source, pipe, stats, output, args.json)
     problems = source.warnings()
     for line in problems:
         print(f"edgepose: warning: {line}", file=sys.stderr)
     return EXIT_ERROR if problems else 0
+
+
+def run_frames(args, source, pipe, output, window, json_file, stats, bar) -> None:
+    """The frame loop of ``edgepose run``: decode, process, draw, write, profile."""
+    from edgepose.draw import draw_overlay, draw_poses
+
+    frames = iter(source)
+    while True:
+        t0 = time.perf_counter_ns()
+        frame = next(frames, None)
+        if frame is None:
+            return
+        decode_ms = (time.perf_counter_ns() - t0) / 1e6
+        # MediaPipe starts its graph (and prints) on the first frame
+        with native_stderr_quiet(stats.frames == 0 and not args.verbose):
+            result = pipe.process(frame.image, frame.timestamp_ms)
+        stages = {"decode": decode_ms, **result.stages_ms}
+        if output or window:
+            t1 = time.perf_counter_ns()
+            canvas = draw_poses(frame.image, result.poses, layout=args.layout)
+            if args.overlay:
+                draw_overlay(canvas, stats.rolling_fps, stages, len(result.poses))
+            stages["render"] = (time.perf_counter_ns() - t1) / 1e6
+            if output:
+                output.write(canvas, frame)
+            if window and not window.show(canvas):
+                return
+        if json_file:
+            record = {"source": source.name, "frame": frame.index, "image": frame.name,
+                      **result.to_dict(), "image_size": list(result.image_size)}
+            json_file.write(json.dumps(record) + "\n")
+        stats.add(stages, len(result.poses), result.detector_ran,
+                  tuple(p.track_id for p in result.poses))
+        bar.update(1)
 
 
 def print_summary(stream, source, pipe, stats, output, json_path) -> None:
@@ -304,14 +309,20 @@ def cmd_smooth(args: argparse.Namespace) -> int:
     path = Path(args.input)
     if not path.is_file():
         raise InputError(f"{path} does not exist: give a JSON Lines file from 'edgepose run --json'")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not text: give a JSON Lines file from 'edgepose run --json'") from None
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-            _ = record["frame"], record["poses"]
-        except (json.JSONDecodeError, KeyError, TypeError):
+            _ = int(record["frame"])
+            for pose in record["poses"]:
+                _ = pose["id"], len(pose["keypoints"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
             raise InputError(f"{path}:{number} is not an 'edgepose run --json' record") from None
         records.append(record)
     smoothed = smooth_records(records, config, zero_lag=args.zero_lag, fps=args.fps)
@@ -412,6 +423,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader of --json - went away (e.g. `| head`): stop quietly.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
+    except OSError as exc:
+        # a file we were asked to write or read: one line, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"edgepose: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_ERROR
 
 

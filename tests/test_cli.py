@@ -82,6 +82,14 @@ def test_truncated_avi_processes_what_it_can_then_fails(tmp_path):
     assert 0 < len(frames) < 205
 
 
+def test_unwritable_json_path_is_one_line_and_closes_cleanly(tmp_path):
+    image = next(need(IMAGES / "mpii").glob("*.jpg"))
+    code, _, err = edgepose("run", image, "--json", tmp_path / "missing" / "poses.jsonl")
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 1 and len(lines) == 1 and "Traceback" not in err
+    assert lines[0].startswith("edgepose: error:") and "poses.jsonl" in lines[0]
+
+
 def test_folder_run_writes_jsonl_contract_and_images(tmp_path, model_path):
     folder = need(IMAGES / "mpii")
     out = tmp_path / "annotated"
@@ -161,6 +169,13 @@ def test_offline_smoothing_of_a_json_file(short_clip, tmp_path):
     assert a[5]["poses"][0]["keypoints"] != b[5]["poses"][0]["keypoints"]
     code, _, err = edgepose("smooth", tmp_path / "nope.jsonl", "--out", smooth)
     assert code == 1 and err.strip().startswith("edgepose: error:") and "Traceback" not in err
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"frame": 0, "poses": [{"score": 1}]}\n')
+    code, _, err = edgepose("smooth", broken, "--out", smooth)
+    assert code == 1 and "broken.jsonl:1 is not an 'edgepose run --json' record" in err
+    code, _, err = edgepose("smooth", raw, "--out", tmp_path / "no" / "such" / "dir" / "out.jsonl")
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 1 and len(lines) == 1 and "No such file or directory" in lines[0]
 
 
 def test_first_run_with_no_source_uses_a_shipped_photo(tmp_path):

@@ -1,7 +1,6 @@
 """MediaPipe's own engine behind our API: the .task bundle builder, the legacy Solutions and
 Tasks backends against our pipeline on the shared images, and their clear errors."""
 
-import argparse
 import sys
 import zipfile
 
@@ -89,12 +88,16 @@ def test_mediapipe_pose_landmarker_runs_from_our_bundle(bundle):
 
 
 def test_convert_command_builds_a_bundle(tmp_path, model_path):
-    parser = argparse.ArgumentParser(prog="edgepose")
-    task_bundle.add_convert_parser(parser.add_subparsers(dest="command", required=True))
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
     out = tmp_path / "lite.task"
-    args = parser.parse_args(["convert", "task-bundle", "--detector", model_path("detector"),
-                              "--model", model_path("lite"), "--out", str(out)])
-    assert args.func(args) == 0
+    proc = subprocess.run([sys.executable, "-m", "edgepose", "convert", "task-bundle",
+                           "--detector", model_path("detector"), "--model", model_path("lite"),
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
     task_bundle.check_task_bundle(out)
 
 
