@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from edgepose.errors import InputError
+from edgepose.sources import IMAGE_EXTENSIONS, read_image
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+IMAGE_SUFFIXES = set(IMAGE_EXTENSIONS)
 DETECTION_SCORE = 0.1  # the pipeline's multi-person threshold: presence is the real gate
 PRESENCE = 0.5
 MAX_PEOPLE_PER_IMAGE = 10
@@ -72,8 +73,9 @@ def person_crops(folder: str | os.PathLike, detector: str = "detector", landmark
     crops: list[np.ndarray] = []
     unreadable = 0
     for path in files:
-        image = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_COLOR)
-        if image is None:
+        try:
+            image = read_image(path)
+        except InputError:
             unreadable += 1
             continue
         for img in (image, cv2.flip(image, 1)) if flip else (image,):
@@ -118,8 +120,9 @@ def detector_inputs(folder: str | os.PathLike, limit: int | None = 64, flip: boo
 
     out = []
     for path in image_files(folder):
-        image = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_COLOR)
-        if image is None:
+        try:
+            image = read_image(path)
+        except InputError:
             continue
         for img in (image, cv2.flip(image, 1)) if flip else (image,):
             out.append(det.preprocess(img, det.letterbox_transform(img.shape[1], img.shape[0]), True))

@@ -283,18 +283,10 @@ def image_paths(dataset: Dataset, images: Path) -> list[Path]:
     return paths
 
 
-def read_image(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 BGR image; InputError when the file does not decode."""
-    import cv2
-
-    image = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise InputError(f"{path} could not be read as an image: replace the file")
-    return image
-
-
 def predict(estimator: Estimator, dataset: Dataset, images: Path) -> dict[int, list[Pose]]:
     """Run the estimator once per annotated image; image id -> poses."""
+    from edgepose.sources import read_image
+
     paths = image_paths(dataset, images)
     out = {}
     for img, path in zip(dataset.images, paths):
