@@ -133,11 +133,6 @@ def _new_buffer(model, values: np.ndarray) -> int:
     return len(model.buffers) - 1
 
 
-def ops_of(model, name: str, subgraph: int = 0) -> list:
-    names = op_names(model)
-    return [op for op in model.subgraphs[subgraph].operators if names[op.opcodeIndex] == name]
-
-
 def op_counts(model) -> dict[str, int]:
     names = op_names(model)
     counts: dict[str, int] = {}

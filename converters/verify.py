@@ -283,9 +283,9 @@ def accuracy(model: str, role: str, sets: list[tuple[Path, Path]], max_people: i
     kw = {"model": model} if role == "landmark" else {"detector": model}
     per_set = {}
     with Pipeline(static_image_mode=True, max_people=max_people, threads=threads, **kw) as pipe:
-        for annotations, images in sets:
-            dataset = load_dataset(annotations)
-            result = score(dataset, predict(pipe, dataset, images), annotations)
+        for annotation_file, images in sets:
+            dataset = load_dataset(annotation_file)
+            result = score(dataset, predict(pipe, dataset, images), annotation_file)
             per_set[images.name] = {k: result[k] for k in ("AP", "AR", "PCK@0.2", "people", "matched")}
     mean = {}
     for key in ("AP", "AR", "PCK@0.2"):
@@ -316,7 +316,7 @@ def verify(source: str | os.PathLike, result: str | os.PathLike, inputs: np.ndar
     both, score both on the ``annotated`` sets, apply the gate, write the report next to
     ``result`` (unless ``write`` is False). Returns the Verification; it does not raise
     when the gate fails (see ``Verification.passed`` and ``raise_on_failure``)."""
-    from converters import metadata, tools
+    from converters import tools
     from edgepose.models import sha256_of
 
     src, res = Runner(source), Runner(result)

@@ -68,14 +68,15 @@ def run_config(backend: str, model: str, threads: int, frames: list[np.ndarray],
     (video mode restarts tracking at each wrap, as a new clip)."""
     from edgepose.engines import create_pipeline
     from edgepose.models import sha256_of
-    from edgepose.profiler import latency_stats
+    from edgepose.profiler import Profiler, latency_stats
 
     from edgepose.cli import native_stderr_quiet
 
     with native_stderr_quiet(not log.isEnabledFor(logging.INFO)):
         pipe = create_pipeline(backend, model=model, threads=threads,
                                static_image_mode=mode == "image", smoothing="none")
-    per_frame, stages, people = [], {}, 0
+    per_frame = []
+    profile = Profiler()  # pads the stages a frame skipped, counts people
     try:
         for i in range(warmup + runs):
             index = i % len(frames)
@@ -87,11 +88,7 @@ def run_config(backend: str, model: str, threads: int, frames: list[np.ndarray],
             if i < warmup:
                 continue
             per_frame.append(elapsed)
-            people += len(result.poses)
-            for name, ms in result.stages_ms.items():
-                stages.setdefault(name, [0.0] * (len(per_frame) - 1)).append(ms)
-            for values in stages.values():
-                values.extend([0.0] * (len(per_frame) - len(values)))
+            profile.add(result.stages_ms, len(result.poses), result.detector_ran)
             if progress is not None:
                 progress.update(1)
     finally:
@@ -106,8 +103,8 @@ def run_config(backend: str, model: str, threads: int, frames: list[np.ndarray],
         "threads": threads,
         "latency_ms": latency,
         "fps": round(1000.0 / latency["mean"], 2),
-        "stages_ms": {k: latency_stats(v) for k, v in stages.items()},
-        "people_per_frame": round(people / max(1, len(per_frame)), 3),
+        "stages_ms": profile.stage_stats(),
+        "people_per_frame": round(profile.people / max(1, profile.frames), 3),
         "_samples": per_frame,
     }
 

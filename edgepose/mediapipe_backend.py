@@ -119,8 +119,8 @@ class _MediaPipePipeline:
         _check_options(self.options, self.backend)
         self._mp = import_mediapipe()
         o = self.options
-        config = smoothing.config_for(o.smoothing, o.smoothing_min_cutoff, o.smoothing_beta)
-        self._smoother = smoothing.Smoother(config) if config and not o.static_image_mode else None
+        config = o.smoothing_config
+        self._smoother = smoothing.Smoother(config) if config else None
         self._previous_people = 0
         self.runtime = f"{self.backend}/mediapipe {getattr(self._mp, '__version__', '?')}"
 

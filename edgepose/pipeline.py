@@ -89,6 +89,13 @@ class Options:
             return SINGLE_PERSON_DETECTION_SCORE
         return MULTI_PERSON_DETECTION_SCORE
 
+    @property
+    def smoothing_config(self) -> smoothing.SmoothingConfig | None:
+        """The filters the smoothing fields describe; None when off (or in image mode)."""
+        if self.static_image_mode:
+            return None
+        return smoothing.config_for(self.smoothing, self.smoothing_min_cutoff, self.smoothing_beta)
+
     def __post_init__(self) -> None:
         if self.max_people < 1:
             raise ValueError(f"max_people must be >= 1, got {self.max_people}")
@@ -96,7 +103,7 @@ class Options:
             raise ValueError(f"redetect_every must be >= 1, got {self.redetect_every}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
-        smoothing.config_for(self.smoothing, self.smoothing_min_cutoff, self.smoothing_beta)
+        _ = self.smoothing_config  # fail fast on a bad preset or parameter
         for name in ("min_detection_confidence", "min_presence_confidence"):
             if getattr(self, name) is not None and not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -129,8 +136,8 @@ class Pipeline:
         self._landmark = load_model(self.landmark_path, **backend_opts)
         self.runtime = f"tflite/{self._landmark.runtime}"
         self._bind_outputs()
-        config = smoothing.config_for(o.smoothing, o.smoothing_min_cutoff, o.smoothing_beta)
-        self._smoother = smoothing.Smoother(config) if config and not o.static_image_mode else None
+        config = o.smoothing_config
+        self._smoother = smoothing.Smoother(config) if config else None
         self._tracks: list[_Track] = []
         self._next_id = 0
         self._frames_since_detection = 0

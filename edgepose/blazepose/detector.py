@@ -46,9 +46,9 @@ def anchors(input_size: int = INPUT_SIZE, strides: tuple[int, ...] = STRIDES) ->
 
 def letterbox_transform(width: int, height: int, size: int = INPUT_SIZE) -> np.ndarray:
     """(2, 3) affine from the ``size`` x ``size`` input to image pixels (aspect kept, centred)."""
-    side = max(width, height)
-    scale = side / size
-    return np.array([[scale, 0.0, (width - side) / 2], [0.0, scale, (height - side) / 2]])
+    from edgepose.decoders.geometry import letterbox_transform as letterbox
+
+    return letterbox(width, height, size, size)
 
 
 def preprocess(image: np.ndarray, to_image: np.ndarray, swap_rb: bool) -> np.ndarray:
