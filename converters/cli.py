@@ -3,8 +3,7 @@
 Steps: ``quantize`` (float32 / float16 / int8 variants, calibrated on person crops, each
 verified), ``verify`` (compare any two models, with the accuracy gate), ``to-onnx``
 (TFLite -> ONNX with tf2onnx), ``from-onnx`` (ONNX -> TFLite with onnx2tf) and
-``task-bundle`` (MediaPipe .task). TF.js graph models are not converted yet (see
-docs/converters.md).
+``tfjs`` (TF.js graph model -> SavedModel, TFLite, ONNX) and ``task-bundle`` (MediaPipe .task).
 
 A step whose tool is not installed here re-runs itself in that tool's environment
 (``converters.tools``); ``python -m converters.cli STEP ...`` is the same command without
@@ -104,6 +103,23 @@ def add_steps(parser: argparse.ArgumentParser) -> None:
                                        "are restored from it, and the result verified against it")
     f.add_argument("--images", type=Path, metavar="DIR", help="photos of people to verify on")
     f.set_defaults(step=cmd_from_onnx, needs=["onnx2tf", "onnxruntime"])
+
+    t = steps.add_parser(
+        "tfjs", help="TF.js graph model -> SavedModel, TFLite float32 / float16 and ONNX (convert-tf extra)",
+        description="Convert a TF.js graph model (model.json + weight shards) to a SavedModel, "
+                    "TFLite float32 / float16 and ONNX, each verified against TensorFlow on real "
+                    "photos. Known names (movenet-lightning, movenet-thunder, movenet-multipose, "
+                    "nanodet, centernet) are found in EDGEPOSE_MODEL_PATH (or its tfjs/ folder) "
+                    "or downloaded sha256-checked, and written where the runtime looks for them.")
+    t.add_argument("model", nargs="+", help="known name(s), 'all', or a model.json path")
+    t.add_argument("--variant", action="append", choices=["float32", "float16", "onnx"],
+                   help="what to write (repeat; default: all three)")
+    t.add_argument("--out", type=Path, metavar="DIR", help=f"output folder (default: {converted_dir()})")
+    t.add_argument("--input-shape", metavar="N,H,W,C",
+                   help="fix a dynamic input shape (MultiPose: 1,256,256,3, the default for it)")
+    t.add_argument("--images", type=Path, metavar="DIR",
+                   help="photos to verify each file on (default: the shipped demo photo)")
+    t.set_defaults(step=cmd_tfjs, needs=["tensorflow"])
 
     b = steps.add_parser(
         "task-bundle", help="build a MediaPipe PoseLandmarker .task bundle from local models",
@@ -230,6 +246,56 @@ def cmd_from_onnx(args) -> int:
         return 0 if v.passed else EXIT_FAILED_GATE
     print(line)
     return 0
+
+
+def cmd_tfjs(args) -> int:
+    from converters import calibration, tfjs, tools
+    from edgepose import models
+    from edgepose.sources import demo_image
+
+    names = list(models.CONVERTIBLE_MODELS) if args.model == ["all"] else args.model
+    shape = _parse_shape(args.input_shape) if args.input_shape else None
+    images = calibration.image_files(args.images) if args.images else [p for p in [demo_image()] if p]
+    if not images:
+        raise InputError("no photo to verify on: give --images DIR (photos of people)")
+    variants = tuple(args.variant or ("float32", "float16", "onnx"))
+    if "onnx" in variants and not tools.available("tf2onnx"):
+        raise InputError(tools.install_hint("tf2onnx") + " (or leave out --variant onnx)")
+    failed = 0
+    for name in names:
+        known = models.CONVERTIBLE_MODELS.get(name)
+        if known is not None:
+            source = models.find_convertible_source(known) or models.fetch_convertible_source(known)
+            task, input_shape = known.task, shape or known.input_shape
+        elif name.endswith(".json"):
+            source, task, input_shape = Path(name), None, shape
+        else:
+            raise InputError(f"unknown TF.js model {name!r}: give a model.json path or one of "
+                             f"{', '.join(models.CONVERTIBLE_MODELS)}")
+        out_dir = args.out or converted_dir()
+        result = tfjs.convert(source, out_dir, name=known.name if known else None, variants=variants,
+                              input_shape=input_shape, images=images, task=task)
+        print(f"{name}: SavedModel {result.saved_model}")
+        for variant, path in result.files.items():
+            r = result.reports[variant]
+            worst = max(r["outputs"].values(), key=lambda o: o["relative"] or 0.0)
+            ok = r["gate"]["passed"]
+            failed += not ok
+            print(f"  {variant:8} {path} ({os.path.getsize(path) / 1e6:.1f} MB): max abs error "
+                  f"{worst['max_abs']:.3g} vs TensorFlow on {r['samples']} photo(s), "
+                  f"{r['latency_ms']['result']['median']:.1f} ms, {'PASSED' if ok else 'FAILED'}"
+                  + ("" if ok else " (" + "; ".join(r["gate"]["reasons"]) + ")"))
+    return EXIT_FAILED_GATE if failed else 0
+
+
+def _parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        raise InputError(f"--input-shape must be comma-separated sizes like 1,256,256,3, got {text!r}") from None
+    if not shape or min(shape) < 1:
+        raise InputError(f"--input-shape must be positive sizes, got {text!r}")
+    return shape
 
 
 def _summary(r: dict) -> str:

