@@ -17,9 +17,17 @@ ENGINES = {
 
 
 def create_pipeline(backend: str = "tflite", options: Options | None = None, **overrides):
-    """A pipeline on the named engine: tflite (edgepose's own, on a TFLite interpreter),
-    mediapipe (the legacy Solutions API) or mediapipe-tasks (PoseLandmarker)."""
+    """A pipeline on the named engine: tflite (edgepose's own, on a TFLite interpreter,
+    or ONNX Runtime for .onnx files; a MoveNet model gets
+    :class:`~edgepose.movenet.MoveNetPipeline`), mediapipe (the legacy Solutions API) or
+    mediapipe-tasks (PoseLandmarker)."""
     if backend not in ENGINES:
         raise BackendError(f"unknown backend {backend!r}: choose one of {', '.join(ENGINES)}")
     module, name = ENGINES[backend]
+    if backend == "tflite":
+        from edgepose.movenet import is_movenet
+
+        model = overrides.get("model", (options or Options()).model)
+        if is_movenet(model):  # MoveNet finds people itself: its own pipeline
+            module, name = "edgepose.movenet", "MoveNetPipeline"
     return getattr(importlib.import_module(module), name)(options, **overrides)

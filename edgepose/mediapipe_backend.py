@@ -251,7 +251,7 @@ class MediaPipeSolutionPipeline(_MediaPipePipeline):
             raise BackendError(f"backend 'mediapipe' runs only the lite, full and heavy models "
                                f"it loads itself, not {o.model!r}: use backend "
                                "'mediapipe-tasks' (or 'tflite') for a model file")
-        if o.detector != Options().detector:
+        if o.detector not in ("blazepose", "detector"):
             raise BackendError("backend 'mediapipe' runs only its own detector, not "
                                f"{o.detector!r}: use backend 'mediapipe-tasks' for a detector file")
         if smooth_landmarks and self._smoother is not None:
@@ -358,7 +358,7 @@ class MediaPipeTasksPipeline(_MediaPipePipeline):
                 f"cannot follow {o.max_people} people from frame to frame: pass "
                 "smoothing='none' (--smoothing none), or max_people=1")
         if str(o.model).endswith(TASK_SUFFIX):
-            if o.detector != Options().detector:
+            if o.detector not in ("blazepose", "detector"):
                 raise BackendError(f"{o.model} is a .task bundle and carries its own detector; "
                                    f"drop detector={o.detector!r}")
             from converters.task_bundle import check_task_bundle
@@ -367,7 +367,11 @@ class MediaPipeTasksPipeline(_MediaPipePipeline):
             self.bundle_path = str(o.model)
             self.detector_path = self.landmark_path = self.bundle_path
         else:
-            self.detector_path = models.resolve(o.detector, "detector")
+            if o.detector in ("nanodet", "centernet"):
+                raise BackendError(f"MediaPipe Tasks runs BlazePose's detector only; "
+                                   f"--detector {o.detector} needs --backend tflite")
+            name = "detector" if o.detector == "blazepose" else o.detector
+            self.detector_path = models.resolve(name, "detector")
             self.landmark_path = models.resolve(o.model, "landmark")
             self.bundle_path = str(cached_task_bundle(self.detector_path, self.landmark_path))
         self._landmarker = None

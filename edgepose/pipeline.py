@@ -1,5 +1,7 @@
-"""The BlazePose pipeline: frame -> detector / tracker -> crop -> landmark model -> decode
--> poses. Owns the tracking state; ``reset()`` forgets it, ``close()`` frees the models."""
+"""The BlazePose pipeline: frame -> person detector / tracker -> crop -> landmark model ->
+decode -> smoothing -> poses. The person detector is interchangeable (BlazePose's own,
+NanoDet, CenterNet or yours: :mod:`edgepose.detectors`). Owns the tracking state;
+``reset()`` forgets it, ``close()`` frees the models."""
 
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ import numpy as np
 
 from edgepose import models, smoothing
 from edgepose.backends import check_input, find_output, load_model
+from edgepose.detectors import PersonDetector, as_person_detector, backend_options, open_detector
 from edgepose.errors import ModelError
-from edgepose.blazepose import detector as det
 from edgepose.blazepose import landmarks as lmk
 from edgepose.blazepose.roi import roi_from_points
 from edgepose.image import as_color_image
@@ -25,13 +27,6 @@ log = logging.getLogger(__name__)
 
 # A new detection closer than this (fraction of ROI size) to a tracked ROI is that person.
 SAME_PERSON_DISTANCE = 0.15
-# Detector thresholds when Options.min_detection_confidence is None. With several people
-# the detector's low-score candidates are often real people seen from behind or far away
-# (on the shared AIC/CrowdPose/MHP/ExLPose images: 8 of 23 annotated people found at 0.5,
-# 13 of 23 at 0.1, every returned pose matching one), and the landmark model's presence
-# score rejects the rest.
-SINGLE_PERSON_DETECTION_SCORE = 0.5
-MULTI_PERSON_DETECTION_SCORE = 0.1
 # Two poses whose torso points are this close (fraction of ROI size) are one person.
 DUPLICATE_TORSO_DISTANCE = 0.1
 _TORSO = [11, 12, 23, 24]
@@ -46,25 +41,34 @@ class Options:
     """Pipeline settings. The CLI builds its flags from these fields and their help."""
 
     model: str = dataclasses.field(default="full", metadata={
-        "help": "landmark model: lite, full, heavy, or a .tflite path"})
-    detector: str = dataclasses.field(default="detector", metadata={
-        "help": "person detector model: 'detector' (BlazePose) or a .tflite path"})
+        "help": "pose model: lite, full, heavy (BlazePose), movenet-lightning, "
+                "movenet-thunder, movenet-multipose (converted first), or a .tflite / .onnx path"})
+    detector: str = dataclasses.field(default="blazepose", metadata={
+        "help": "person detector: blazepose (MediaPipe's, face-led), nanodet or centernet "
+                "(person boxes; convert them first, see `edgepose models`), blazepose+nanodet "
+                "or blazepose+centernet (BlazePose's plus the people it missed), or a model file"})
     runtime: str = dataclasses.field(default="auto", metadata={
         "help": "TFLite runtime: auto, litert, tflite-runtime or tensorflow"})
     threads: int | None = dataclasses.field(default=None, metadata={
         "help": "interpreter threads (default: CPU cores, at most 4)"})
     delegate: str | None = dataclasses.field(default=None, metadata={
         "help": "path of an external delegate library (EdgeTPU, GPU)"})
+    provider: str = dataclasses.field(default="cpu", metadata={
+        "help": "ONNX Runtime provider for .onnx models: cpu, cuda or tensorrt"})
     max_people: int = dataclasses.field(default=1, metadata={
         "help": "most people to track; 1 matches MediaPipe Pose"})
     redetect_every: int = dataclasses.field(default=10, metadata={
         "help": "with max_people > 1, run the detector at least every N frames while "
                 "fewer than max_people are tracked"})
     min_detection_confidence: float | None = dataclasses.field(default=None, metadata={
-        "help": "detector score threshold; default 0.5 with max_people 1 (as MediaPipe), "
-                "0.1 with more, where the landmark model's presence score is the real gate"})
+        "help": "detector score threshold; default per detector (BlazePose: 0.5 with "
+                "max_people 1, as MediaPipe, 0.1 with more, where the landmark model's "
+                "presence score is the real gate)"})
     min_presence_confidence: float = dataclasses.field(default=0.5, metadata={
         "help": "landmark-model presence threshold; below it a person is dropped"})
+    refine_box_crops: bool = dataclasses.field(default=True, metadata={
+        "help": "with a box detector (nanodet, centernet), run the landmark model a second "
+                "time on the rotated, hip-centred crop its first pass gives"})
     static_image_mode: bool = dataclasses.field(default=False, metadata={
         "help": "treat every frame as unrelated (detector on every frame, no tracking)"})
     refine_heatmap: bool = dataclasses.field(default=True, metadata={
@@ -80,14 +84,6 @@ class Options:
         "help": "override the landmark filter's min_cutoff (Hz; lower is smoother at rest)"})
     smoothing_beta: float | None = dataclasses.field(default=None, metadata={
         "help": "override the landmark filter's beta (higher lags less when moving)"})
-
-    @property
-    def detection_threshold(self) -> float:
-        if self.min_detection_confidence is not None:
-            return self.min_detection_confidence
-        if self.max_people == 1:
-            return SINGLE_PERSON_DETECTION_SCORE
-        return MULTI_PERSON_DETECTION_SCORE
 
     @property
     def smoothing_config(self) -> smoothing.SmoothingConfig | None:
@@ -116,25 +112,36 @@ class _Track:
 
 
 class Pipeline:
-    """BlazePose on a raw TFLite interpreter.
+    """BlazePose landmarks on a raw TFLite interpreter (or ONNX Runtime for .onnx files),
+    behind any person detector.
 
-    >>> pipe = Pipeline(model="full", max_people=2)
+    >>> pipe = Pipeline(model="full", max_people=2)                  # BlazePose's detector
+    >>> pipe = Pipeline(model="heavy", detector="centernet", max_people=6)
+    >>> pipe = Pipeline(person_detector=my_fn)     # my_fn(image_rgb) -> list[Detection]
     >>> result = pipe.process(frame_bgr, timestamp_ms=t)   # FrameResult
     >>> for pose in result.poses: pose.keypoints, pose.coco17, pose.track_id
+
+    ``person_detector`` (a :class:`~edgepose.detectors.PersonDetector` or a callable)
+    replaces ``options.detector``; close() closes it too.
     """
 
-    def __init__(self, options: Options | None = None, **overrides) -> None:
+    def __init__(self, options: Options | None = None, person_detector=None, **overrides) -> None:
         self.options = dataclasses.replace(options or Options(), **overrides)
         o = self.options
-        backend_opts = {"runtime": o.runtime, "threads": o.threads or _default_threads(),
-                        "delegate": o.delegate}
-        self.detector_path = models.resolve(o.detector, "detector")
+        runtime_opts = {"runtime": o.runtime, "threads": o.threads or _default_threads(),
+                        "delegate": o.delegate, "provider": o.provider}
         self.landmark_path = models.resolve(o.model, "landmark")
-        self.detector_info = _converted_info(self.detector_path, "blazepose-detector")
         self.landmark_info = _converted_info(self.landmark_path, "blazepose-landmark")
-        self._detector = load_model(self.detector_path, **backend_opts)
-        self._landmark = load_model(self.landmark_path, **backend_opts)
-        self.runtime = f"tflite/{self._landmark.runtime}"
+        opts = backend_options(self.landmark_path, **runtime_opts)
+        self._landmark = load_model(self.landmark_path, opts.pop("backend"), **opts)
+        try:
+            self.person_detector: PersonDetector = (
+                as_person_detector(person_detector) if person_detector is not None
+                else open_detector(o.detector, **runtime_opts))
+        except BaseException:
+            self._landmark.close()
+            raise
+        self.runtime = f"{'onnx' if self.landmark_path.endswith('.onnx') else 'tflite'}/{self._landmark.runtime}"
         self._bind_outputs()
         config = o.smoothing_config
         self._smoother = smoothing.Smoother(config) if config else None
@@ -143,14 +150,15 @@ class Pipeline:
         self._frames_since_detection = 0
         self._lost_track = False
 
+    @property
+    def detection_threshold(self) -> float:
+        """The person detector's score threshold: the option, else the detector's default."""
+        if self.options.min_detection_confidence is not None:
+            return self.options.min_detection_confidence
+        return self.person_detector.default_score(self.options.max_people > 1)
+
     def _bind_outputs(self) -> None:
-        d, m = self._detector, self._landmark
-        check_input(d, (1, det.INPUT_SIZE, det.INPUT_SIZE, 3), "detector")
-        num_anchors = len(det.anchors())
-        self._det_out = [
-            find_output(d, (1, num_anchors, 12), "boxes and keypoints", "detector"),
-            find_output(d, (1, num_anchors, 1), "scores", "detector"),
-        ]
+        m = self._landmark
         check_input(m, (1, lmk.INPUT_SIZE, lmk.INPUT_SIZE, 3), "landmark")
         wanted = ["landmarks", "presence", "heatmap", "world", "segmentation"]
         self._lmk_out = {
@@ -171,6 +179,7 @@ class Pipeline:
         o = self.options
         tracks = [] if o.static_image_mode else self._tracks
         rois = [(tr.id, tr.roi) for tr in tracks]
+        refine = o.refine_box_crops and getattr(self.person_detector, "box_rois", False)
         detector_ran = self._should_detect(len(tracks))
         if detector_ran:
             for roi in self._detect(img, swap, clock, limit=o.max_people - len(tracks)):
@@ -183,6 +192,11 @@ class Pipeline:
         poses, auxiliary = [], []  # auxiliary: (2, 2) points that place each next crop
         for track_id, roi in rois:
             found = self._landmarks(img, swap, roi, clock)
+            if found is not None and track_id is None and roi.rotation == 0.0 and refine:
+                # A box carries no rotation nor hip centre: crop again where the first
+                # pass puts the body, as tracking does on the next frame.
+                again = self._landmarks(img, swap, roi_from_points(*found[1]), clock)
+                found = again or found
             if found is not None:
                 found[0].track_id = -1 if track_id is None else track_id
                 poses.append(found[0])
@@ -219,7 +233,7 @@ class Pipeline:
             self._smoother.reset()
 
     def close(self) -> None:
-        self._detector.close()
+        self.person_detector.close()
         self._landmark.close()
 
     def __enter__(self) -> Pipeline:
@@ -238,17 +252,9 @@ class Pipeline:
         return self._lost_track or self._frames_since_detection + 1 >= o.redetect_every
 
     def _detect(self, img: np.ndarray, swap: bool, clock: StageClock, limit: int) -> list[Roi]:
-        t = clock.start()
-        to_image = det.letterbox_transform(img.shape[1], img.shape[0])
-        x = det.preprocess(img, to_image, swap)
-        t = clock.stop("preprocess", t)
-        boxes, scores = self._detector.run(x, self._det_out)
-        t = clock.stop("detector", t)
-        candidates = det.decode(boxes[0], scores[0], self.options.detection_threshold)
-        found = det.to_detections(det.weighted_nms(*candidates), to_image)
-        rois = [roi_from_points(d.keypoints[0], d.keypoints[1]) for d in found]
-        clock.stop("postprocess", t)
-        return rois[:limit]
+        found = self.person_detector.detect(img, "bgr" if swap else "rgb", self.detection_threshold, clock)
+        found = [d for d in found if d.box[2] > d.box[0] and d.box[3] > d.box[1]]
+        return [self.person_detector.roi(d) for d in found[:limit]]
 
     def _landmarks(self, img: np.ndarray, swap: bool, roi: Roi,
                    clock: StageClock) -> tuple[Pose, np.ndarray] | None:

@@ -1,0 +1,375 @@
+"""Person detectors: the first step of the pipeline, interchangeable.
+
+A person detector finds people in a whole frame and says where the landmark model should
+look for each: ``detect(image, color, min_score, clock) -> list[Detection]`` (boxes in
+image pixels, best first) and ``roi(detection) -> Roi``.
+
+- :class:`BlazePoseDetector`: MediaPipe's own (face-led: it sees faces, and predicts the
+  body from them); its ROI is rotated, from the two alignment points, as in MediaPipe.
+- :class:`BoxDetector`: any model that outputs person boxes, read by a decoder: NanoDet
+  and CenterNet (:data:`BOX_DETECTORS`). A box becomes a square, unrotated ROI
+  (:func:`~edgepose.decoders.geometry.roi_from_box`); in video mode the tracker then
+  refines it from the landmarks, which brings the rotation back.
+- :class:`CombinedDetector` (``blazepose+nanodet``, ``blazepose+centernet``): BlazePose's
+  detections plus the boxes it missed.
+- Any callable ``f(image_rgb) -> Sequence[Detection]`` of your own, through
+  :func:`as_person_detector` (:class:`CallableDetector`).
+
+``open_detector(name_or_path, ...)`` builds one from ``--detector``: ``blazepose``,
+``nanodet``, ``centernet`` or a model file (a converted file's metadata says which).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable, Protocol, Sequence
+
+import cv2
+import numpy as np
+
+from edgepose import models
+from edgepose.backends import Model, check_input, find_output, load_model
+from edgepose.blazepose import detector as det
+from edgepose.blazepose.roi import roi_from_points
+from edgepose.decoders import centernet, nanodet
+from edgepose.decoders.geometry import letterbox_transform, roi_from_box, stretch_transform
+from edgepose.decoders.preprocess import InputSpec, make_input
+from edgepose.errors import ModelError
+from edgepose.profiler import StageClock
+from edgepose.types import Detection, Roi
+
+
+class PersonDetector(Protocol):
+    name: str
+
+    def detect(self, image: np.ndarray, color: str = "rgb", min_score: float | None = None,
+               clock: StageClock | None = None) -> list[Detection]: ...
+
+    def roi(self, detection: Detection) -> Roi: ...
+
+    def default_score(self, multi_person: bool) -> float: ...
+
+    def close(self) -> None: ...
+
+
+def _clock(clock: StageClock | None) -> StageClock:
+    return clock if clock is not None else StageClock()
+
+
+class BlazePoseDetector:
+    """The BlazePose person detector (224x224, 2254 anchors, weighted NMS).
+
+    Its box is the *face*; ``body_box=True`` reports instead the square around the body
+    circle it predicts (centre: hip centre, radius: distance to the full-body point), for
+    callers that want a person box. Detection.keypoints: the 4 alignment points, hip
+    centre first, then the full-body size/rotation point.
+    """
+
+    name = "blazepose"
+    box_rois = False  # its ROI is rotated and hip-centred already
+    # Default score threshold. With several people the detector's low-score candidates are
+    # often real people seen from behind or far away (on the shared AIC/CrowdPose/MHP/ExLPose
+    # images: 8 of 23 annotated people found at 0.5, 13 of 23 at 0.1, every returned pose
+    # matching one), and the landmark model's presence score rejects the rest.
+    SINGLE_PERSON_SCORE = 0.5
+    MULTI_PERSON_SCORE = 0.1
+
+    def __init__(self, model: str = "detector", body_box: bool = False, **backend_options) -> None:
+        self.path = models.resolve(model, "detector")
+        self.body_box = body_box
+        self._model = load_model(self.path, **backend_options)
+        check_input(self._model, (1, det.INPUT_SIZE, det.INPUT_SIZE, 3), "detector")
+        n = len(det.anchors())
+        self._out = [find_output(self._model, (1, n, 12), "boxes and keypoints", "detector"),
+                     find_output(self._model, (1, n, 1), "scores", "detector")]
+
+    @property
+    def runtime(self) -> str:
+        return getattr(self._model, "runtime", "")
+
+    def default_score(self, multi_person: bool) -> float:
+        return self.MULTI_PERSON_SCORE if multi_person else self.SINGLE_PERSON_SCORE
+
+    def detect(self, image: np.ndarray, color: str = "rgb", min_score: float | None = None,
+               clock: StageClock | None = None) -> list[Detection]:
+        clock = _clock(clock)
+        t = clock.start()
+        to_image = det.letterbox_transform(image.shape[1], image.shape[0])
+        x = det.preprocess(image, to_image, color == "bgr")
+        t = clock.stop("preprocess", t)
+        boxes, scores = self._model.run(x, self._out)
+        t = clock.stop("detector", t)
+        score = self.default_score(False) if min_score is None else min_score
+        found = det.to_detections(det.weighted_nms(*det.decode(boxes[0], scores[0], score)), to_image)
+        if self.body_box:
+            found = [dataclasses.replace(d, box=_body_box(d.keypoints)) for d in found]
+        clock.stop("postprocess", t)
+        return found
+
+    def roi(self, detection: Detection) -> Roi:
+        return roi_from_points(detection.keypoints[0], detection.keypoints[1])
+
+    def detect_in(self, image: np.ndarray, color: str, region: tuple[float, float, float],
+                  min_score: float) -> list[Detection]:
+        """Detections inside the square ``region`` (x0, y0, side in pixels) of ``image``,
+        in image pixels: the region, not the whole frame, fills the detector's input."""
+        x0, y0, side = region
+        scale = side / det.INPUT_SIZE
+        to_image = np.array([[scale, 0.0, x0], [0.0, scale, y0]])
+        boxes, scores = self._model.run(det.preprocess(image, to_image, color == "bgr"), self._out)
+        return det.to_detections(det.weighted_nms(*det.decode(boxes[0], scores[0], min_score)), to_image)
+
+    def __call__(self, image_rgb: np.ndarray) -> list[Detection]:
+        return self.detect(image_rgb)
+
+    def close(self) -> None:
+        self._model.close()
+
+
+class CombinedDetector:
+    """BlazePose's detector, plus the people a box detector finds that it missed.
+
+    Every BlazePose detection is kept (rotated, hip-centred ROI); a box whose area holds no
+    BlazePose detection's hip centre is added with the box ROI (which the pipeline refines
+    with a second landmark pass). BlazePose's detector is face-led and misses people seen
+    from behind, far away or in crowds; the box detector finds them, while the people
+    BlazePose does find keep its better-aligned crops.
+    """
+
+    box_rois = True  # for the added boxes (Detection.keypoints empty)
+
+    def __init__(self, primary: BlazePoseDetector, boxes: BoxDetector) -> None:
+        self.primary, self.boxes = primary, boxes
+        self.name = f"blazepose+{boxes.name}"
+
+    @property
+    def runtime(self) -> str:
+        return self.boxes.runtime
+
+    def default_score(self, multi_person: bool) -> float:
+        return self.primary.default_score(multi_person)
+
+    def detect(self, image: np.ndarray, color: str = "rgb", min_score: float | None = None,
+               clock: StageClock | None = None) -> list[Detection]:
+        found = self.primary.detect(image, color, min_score, clock)
+        hips = np.array([d.keypoints[0] for d in found]).reshape(-1, 2)
+        extra = []
+        for d in self.boxes.detect(image, color, None, clock):
+            x0, y0, x1, y1 = d.box
+            inside = (hips[:, 0] >= x0) & (hips[:, 0] <= x1) & (hips[:, 1] >= y0) & (hips[:, 1] <= y1)
+            if not inside.any():
+                extra.append(d)
+        return found + extra
+
+    def roi(self, detection: Detection) -> Roi:
+        if len(detection.keypoints) >= 2:
+            return roi_from_points(detection.keypoints[0], detection.keypoints[1])
+        return roi_from_box(detection.box)
+
+    def close(self) -> None:
+        self.primary.close()
+        self.boxes.close()
+
+
+def _body_box(keypoints: np.ndarray) -> tuple[float, float, float, float]:
+    centre = keypoints[0]
+    radius = float(np.hypot(*(keypoints[1] - centre)))
+    return (float(centre[0] - radius), float(centre[1] - radius),
+            float(centre[0] + radius), float(centre[1] + radius))
+
+
+class BoxDetector:
+    """A person-box model: a loaded model, how to feed it, and a decoder.
+
+    decode(outputs, to_image, min_score) -> list[Detection] gets every model output (in
+    model order) and the input -> image affine. fit: "letterbox" (aspect kept) or
+    "stretch" (as the model was trained / fed upstream).
+    """
+
+    def __init__(self, name: str, model: Model, input_spec: InputSpec,
+                 decode: Callable[[list[np.ndarray], np.ndarray, float], list[Detection]],
+                 fit: str, single_person_score: float, multi_person_score: float) -> None:
+        if fit not in ("letterbox", "stretch"):
+            raise ValueError(f"fit must be 'letterbox' or 'stretch', got {fit!r}")
+        self.name, self._model, self.input_spec, self._decode, self.fit = name, model, input_spec, decode, fit
+        self._scores = (single_person_score, multi_person_score)
+
+    box_rois = True  # square, unrotated ROIs from boxes
+
+    @property
+    def runtime(self) -> str:
+        return getattr(self._model, "runtime", "")
+
+    def default_score(self, multi_person: bool) -> float:
+        return self._scores[multi_person]
+
+    def detect(self, image: np.ndarray, color: str = "rgb", min_score: float | None = None,
+               clock: StageClock | None = None) -> list[Detection]:
+        clock = _clock(clock)
+        t = clock.start()
+        w, h = self.input_spec.size
+        make = letterbox_transform if self.fit == "letterbox" else stretch_transform
+        to_image = make(image.shape[1], image.shape[0], w, h)
+        x = make_input(image, to_image, self.input_spec, image_color=color)
+        t = clock.stop("preprocess", t)
+        outputs = self._model.run(x)
+        t = clock.stop("detector", t)
+        score = self.default_score(False) if min_score is None else min_score
+        found = self._decode(outputs, to_image, score)
+        clock.stop("postprocess", t)
+        return found
+
+    def roi(self, detection: Detection) -> Roi:
+        return roi_from_box(detection.box)
+
+    def __call__(self, image_rgb: np.ndarray) -> list[Detection]:
+        return self.detect(image_rgb)
+
+    def close(self) -> None:
+        self._model.close()
+
+
+class CallableDetector:
+    """Your own ``f(image_rgb) -> Sequence[Detection]`` as a person detector; ROI from the
+    box unless ``roi_from_detection`` says otherwise. close() calls f.close() if it has one."""
+
+    def __init__(self, fn: Callable[[np.ndarray], Sequence[Detection]],
+                 roi_from_detection: Callable[[Detection], Roi] | None = None,
+                 min_score: float = 0.0, name: str = "custom") -> None:
+        if not callable(fn):
+            raise TypeError(f"a person detector must be callable, got {type(fn).__name__}")
+        self.name, self._fn, self._roi, self._min_score = name, fn, roi_from_detection, min_score
+        self.runtime = ""
+        self.box_rois = roi_from_detection is None
+
+    def default_score(self, multi_person: bool) -> float:
+        return self._min_score
+
+    def detect(self, image: np.ndarray, color: str = "rgb", min_score: float | None = None,
+               clock: StageClock | None = None) -> list[Detection]:
+        clock = _clock(clock)
+        t = clock.start()
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if color == "bgr" else image
+        t = clock.stop("preprocess", t)
+        found = list(self._fn(rgb))
+        t = clock.stop("detector", t)
+        score = self._min_score if min_score is None else min_score
+        found = sorted((d for d in found if d.score >= score), key=lambda d: -d.score)
+        clock.stop("postprocess", t)
+        return found
+
+    def roi(self, detection: Detection) -> Roi:
+        return self._roi(detection) if self._roi else roi_from_box(detection.box)
+
+    def close(self) -> None:
+        close = getattr(self._fn, "close", None)
+        if close is not None:
+            close()
+
+
+def as_person_detector(detector) -> PersonDetector:
+    """A PersonDetector as is; a plain callable wrapped in :class:`CallableDetector`."""
+    if hasattr(detector, "detect") and hasattr(detector, "roi"):
+        return detector
+    return CallableDetector(detector)
+
+
+# -- box detectors from model files ------------------------------------------------------------
+def _nanodet(model: Model) -> BoxDetector:
+    # Fed as @vladmandic/human feeds it: RGB / 255, stretched to 416x416, NCHW.
+    spec = InputSpec.from_tensor(model.inputs[0], normalize="unit", dtype="float32")
+
+    def decode(outputs, to_image, min_score):
+        return nanodet.decode(outputs, to_image, input_size=spec.size[0], score_threshold=min_score)
+
+    return BoxDetector("nanodet", model, spec, decode, "stretch", 0.35, 0.2)
+
+
+def _centernet(model: Model) -> BoxDetector:
+    # RGB 0..255 (no scaling), stretched to 512x512; output (1, 100, 6) in input pixels.
+    spec = InputSpec.from_tensor(model.inputs[0], normalize="raw", dtype="float32")
+
+    def decode(outputs, to_image, min_score):
+        rows = next((o for o in outputs if o.shape[-1] == 6 and o.ndim == 3), None)
+        if rows is None:
+            raise ModelError("CenterNet model has no (1, N, 6) detections output")
+        return centernet.decode(rows, to_image, score_threshold=min_score)
+
+    return BoxDetector("centernet", model, spec, decode, "stretch", 0.3, 0.2)
+
+
+# --detector NAME -> factory(model) for box-detector models; the task in a converted file's
+# metadata -> the same names.
+BOX_DETECTORS = {"nanodet": _nanodet, "centernet": _centernet}
+_TASK_TO_DETECTOR = {"nanodet-person": "nanodet", "centernet-person": "centernet",
+                     "blazepose-detector": "blazepose"}
+DETECTOR_NAMES = ("blazepose", *BOX_DETECTORS, *(f"blazepose+{n}" for n in BOX_DETECTORS))
+
+
+def backend_options(path: str, runtime: str = "auto", threads: int | None = None,
+                    delegate: str | None = None, provider: str = "cpu") -> dict:
+    """The options the backend that opens ``path`` takes: TFLite gets runtime, threads and
+    delegate; ONNX Runtime gets provider and threads."""
+    if str(path).lower().endswith(".onnx"):
+        return {"backend": "onnxruntime", "provider": provider, "threads": threads}
+    return {"backend": "tflite", "runtime": runtime, "threads": threads, "delegate": delegate}
+
+
+def open_detector(name_or_path: str = "blazepose", **options) -> PersonDetector:
+    """The person detector ``--detector`` names: blazepose (alias: detector), nanodet,
+    centernet (their converted files, see ``edgepose models``), blazepose+nanodet,
+    blazepose+centernet (:class:`CombinedDetector`), or a model file: a
+    BlazePose-layout detector, or a file made by ``edgepose convert`` (its metadata says
+    which decoder). ``options``: runtime, threads, delegate (TFLite), provider (ONNX)."""
+    name = "blazepose" if name_or_path in ("detector", "blazepose") else str(name_or_path)
+    if name.startswith("blazepose+") and name.split("+", 1)[1] in BOX_DETECTORS:
+        boxes = open_detector(name.split("+", 1)[1], **options)
+        try:
+            return CombinedDetector(BlazePoseDetector("detector", **_tflite_only(options)), boxes)
+        except BaseException:
+            boxes.close()
+            raise
+    if name in BOX_DETECTORS:
+        return _open_box(name, models.resolve_converted(name), options)
+    if name == "blazepose" or name in models.KNOWN_MODELS:
+        return BlazePoseDetector(models.resolve(name if name != "blazepose" else "detector", "detector"),
+                                 **_tflite_only(options))
+    if not os.path.isfile(name):
+        raise ModelError(f"unknown person detector {name!r}: choose {', '.join(DETECTOR_NAMES)} "
+                         "or give a model file")
+    task = model_task(name)
+    kind = _TASK_TO_DETECTOR.get(task or "", "blazepose")
+    if kind == "blazepose":
+        return BlazePoseDetector(name, **_tflite_only(options))
+    return _open_box(kind, name, options)
+
+
+def _open_box(kind: str, path: str, options: dict) -> BoxDetector:
+    opts = backend_options(path, **options)
+    return BOX_DETECTORS[kind](load_model(path, opts.pop("backend"), **opts))
+
+
+def _tflite_only(options: dict) -> dict:
+    return {k: v for k, v in options.items() if k in ("runtime", "threads", "delegate")}
+
+
+def model_task(path: str) -> str | None:
+    """The task a file made by ``edgepose convert`` was converted for (its metadata), or
+    None for any other file. Reads TFLite metadata by hand, ONNX through onnxruntime."""
+    import json
+
+    from edgepose.model_metadata import METADATA_KEY, read_tflite_metadata
+
+    try:
+        if str(path).lower().endswith(".onnx"):
+            import onnxruntime as ort
+
+            meta = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).get_modelmeta()
+            raw = meta.custom_metadata_map.get(METADATA_KEY)
+            info = json.loads(raw) if raw else None
+        else:
+            info = read_tflite_metadata(path)
+    except Exception:  # not ours or unreadable: the backend's own checks report it later
+        return None
+    return (info or {}).get("task")
