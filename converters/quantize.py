@@ -10,7 +10,7 @@ variant       what                                                  calibration
 ============  ====================================================  ===========
 float32       the prepared source (fp16 weights unpacked)           no
 float16       weights stored fp16 behind DEQUANTIZE (built here)    no
-int8-weight   int8 weights, float compute (ai-edge-quantizer)       no
+int8-weight   int8 weights, float compute, output heads float       no
 int8-dynamic  int8 weights, activations quantized at run time       no
 int8-mixed    static int8, but the ops next to the outputs float    yes
 int8-static   int8 weights and activations                          yes
@@ -39,6 +39,13 @@ log = logging.getLogger(__name__)
 # How many ops back from each model output stay float in int8-mixed. Two keeps the last
 # convolution of every head and the op feeding it: on heavy that halved the int8 error.
 FLOAT_TAIL_DEPTH = 2
+# int8-weight keeps at least this many ops back from each output float. Per-channel int8
+# weights are too coarse for the heads: heavy's landmark conv has one input channel whose
+# weights are ~150x the median in every output channel, so the rest round to a step or
+# two (that conv alone moved heavy's landmarks 12 px), and on full the last 1x1 conv
+# before the heads flipped presence on 8 of 52 crops. Depth 4 (the heads and the conv
+# feeding them, +1.3 MB): heavy 13.3 -> 3.7 px, full 3.55 -> 2.8 px, presence kept.
+WEIGHT_ONLY_FLOAT_TAIL_DEPTH = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,14 +120,19 @@ def _recipe(variant: str, model, float_tail_depth: int):
     tools.require("ai-edge-quantizer")
     from ai_edge_quantizer import algorithm_manager, qtyping, recipe, recipe_manager
 
+    no_quantize = algorithm_manager.AlgorithmName.NO_QUANTIZE
+    ops = qtyping.TFLOperationName
     if variant == "int8-weight":
-        return recipe.weight_only_wi8_afp32()
+        # Same as recipe.weight_only_wi8_afp32() (per-channel, symmetric, min/max), but
+        # the output heads stay float: see WEIGHT_ONLY_FLOAT_TAIL_DEPTH.
+        manager = recipe_manager.RecipeManager()
+        manager.add_weight_only_config(regex=".*", operation_name=ops.ALL_SUPPORTED, num_bits=8)
+        _keep_float(manager, model, _tail_depth(variant, float_tail_depth), variant)
+        return manager.get_quantization_recipe()
     if variant == "int8-dynamic":
         return recipe.dynamic_wi8_afp32()
     if variant not in ("int8-static", "int8-mixed"):
         raise ValueError(f"unknown int8 variant {variant!r}")
-    no_quantize = algorithm_manager.AlgorithmName.NO_QUANTIZE
-    ops = qtyping.TFLOperationName
     manager = recipe_manager.RecipeManager()
     manager.add_static_config(regex=".*", operation_name=ops.ALL_SUPPORTED,
                               activation_num_bits=8, weight_num_bits=8)
@@ -129,13 +141,25 @@ def _recipe(variant: str, model, float_tail_depth: int):
     for io in (ops.INPUT, ops.OUTPUT):
         manager.add_quantization_config(".*", io, algorithm_key=no_quantize)
     if variant == "int8-mixed":
-        tail = float_tail(model, float_tail_depth)
-        # An op's scope is its output tensor names joined and ended by ';'. Later scopes
-        # win in the recipe manager, so these ops fall back to float.
-        pattern = "^(" + "|".join(re.escape(n) for n in tail) + ");$"
-        manager.add_quantization_config(pattern, ops.ALL_SUPPORTED, algorithm_key=no_quantize)
-        log.info("int8-mixed keeps %d ops float: %s", len(tail), ", ".join(tail))
+        _keep_float(manager, model, float_tail_depth, variant)
     return manager.get_quantization_recipe()
+
+
+def _tail_depth(variant: str, float_tail_depth: int) -> int:
+    return max(float_tail_depth, WEIGHT_ONLY_FLOAT_TAIL_DEPTH) if variant == "int8-weight" else float_tail_depth
+
+
+def _keep_float(manager, model, depth: int, variant: str) -> None:
+    """Make the ops of ``float_tail(model, depth)`` NO_QUANTIZE in ``manager``."""
+    from ai_edge_quantizer import algorithm_manager, qtyping
+
+    tail = float_tail(model, depth)
+    # An op's scope is its output tensor names joined and ended by ';'. Later scopes
+    # win in the recipe manager, so these ops fall back to float.
+    pattern = "^(" + "|".join(re.escape(n) for n in tail) + ");$"
+    manager.add_quantization_config(pattern, qtyping.TFLOperationName.ALL_SUPPORTED,
+                                    algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
+    log.info("%s keeps %d ops float: %s", variant, len(tail), ", ".join(tail))
 
 
 def quantize_bytes(source: bytes, variant: str, calibration: np.ndarray | None = None,
@@ -171,8 +195,8 @@ def quantize_bytes(source: bytes, variant: str, calibration: np.ndarray | None =
         result = qt.quantize(calibration_result, enable_progress_report=False)
     except (ValueError, RuntimeError, KeyError, NotImplementedError) as exc:
         raise BackendError(f"ai-edge-quantizer failed on {variant}: {type(exc).__name__}: {exc}") from None
-    if variant == "int8-mixed":
-        facts["float_ops"] = float_tail(model, float_tail_depth)
+    if variant in ("int8-mixed", "int8-weight"):
+        facts["float_ops"] = float_tail(model, _tail_depth(variant, float_tail_depth))
     return bytes(result.quantized_model), facts
 
 
