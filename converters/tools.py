@@ -12,7 +12,7 @@ extra               installs                                      steps
 (none)              edgepose                                      float32, float16, verify
 ``convert-quant``   ai-edge-quantizer                             quantize int8-*
 ``convert-tf``      tensorflow 2.19, tf2onnx, onnx2tf, onnxsim,   to-onnx, from-onnx,
-                    onnxruntime, tfjs-graph-converter             verify of .onnx files
+                    onnxruntime                                   verify of .onnx files, tfjs
 ==================  ============================================  ========================
 
 ``edgepose convert STEP`` runs in the current interpreter when the step's tool imports
@@ -58,7 +58,6 @@ TOOLS = {t.name: t for t in (
     Tool("onnx2tf", "onnx2tf", "convert-tf"),
     Tool("onnx", "onnx", "convert-tf"),
     Tool("onnxruntime", "onnxruntime", "convert-tf"),
-    Tool("tfjs-graph-converter", "tfjs_graph_converter", "convert-tf"),
 )}
 ENV_VARS = {"convert-quant": "EDGEPOSE_CONVERT_QUANT_PYTHON",
             "convert-tf": "EDGEPOSE_CONVERT_TF_PYTHON"}

@@ -298,7 +298,8 @@ def _converted_info(path: str, task: str) -> dict | None:
     if info is None:
         return info
     if info.get("task") not in (None, task):
-        flag = "--detector" if info["task"] == "blazepose-detector" else "--model"
+        flag = "--detector" if info["task"] in ("blazepose-detector", "nanodet-person",
+                                                 "centernet-person") else "--model"
         raise ModelError(f"{path} was converted as a {info['task']} model, not a {task} "
                          f"model: pass it with {flag}")
     expected = TASKS[task]["input"]
