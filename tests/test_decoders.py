@@ -365,7 +365,7 @@ def test_centernet_decode():
 
 # -- geometry, keypoints, inputs ------------------------------------------------------------
 def test_roi_from_box_and_nms():
-    assert roi_from_box((10, 20, 110, 420)) == Roi(60.0, 220.0, 500.0, 0.0)
+    assert roi_from_box((10, 20, 110, 420)) == Roi(60.0, 220.0, 1.5 * 400, 0.0)
     with pytest.raises(ValueError, match="x1 > x0"):
         roi_from_box((10, 20, 5, 40))
     boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]], float)
