@@ -339,6 +339,9 @@ def open_detector(name_or_path: str = "blazepose", **options) -> PersonDetector:
         raise ModelError(f"unknown person detector {name!r}: choose {', '.join(DETECTOR_NAMES)} "
                          "or give a model file")
     task = model_task(name)
+    if task is not None and task not in _TASK_TO_DETECTOR:
+        raise ModelError(f"{name} was converted as a {task} model, not a person detector: "
+                         "pass it with --model")
     kind = _TASK_TO_DETECTOR.get(task or "", "blazepose")
     if kind == "blazepose":
         return BlazePoseDetector(name, **_tflite_only(options))
