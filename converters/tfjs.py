@@ -29,7 +29,6 @@ Needs the ``convert-tf`` extra (tensorflow; tf2onnx for ONNX).
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
 import os

@@ -15,7 +15,7 @@ from conftest import IMAGES, MODELS, ROOT, SHARED, count_found, load_coco_people
 
 from converters import tfjs, tools
 from edgepose import models
-from edgepose.errors import InputError, ModelError
+from edgepose.errors import InputError
 
 TFJS = MODELS / "tfjs"
 
