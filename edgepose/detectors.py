@@ -130,11 +130,13 @@ class BlazePoseDetector:
 class CombinedDetector:
     """BlazePose's detector, plus the people a box detector finds that it missed.
 
-    Every BlazePose detection is kept (rotated, hip-centred ROI); a box whose area holds no
-    BlazePose detection's hip centre is added with the box ROI (which the pipeline refines
-    with a second landmark pass). BlazePose's detector is face-led and misses people seen
-    from behind, far away or in crowds; the box detector finds them, while the people
-    BlazePose does find keep its better-aligned crops.
+    detect() returns BlazePose's detections (rotated, hip-centred ROI), then the boxes
+    (box ROI, which the pipeline refines with a second landmark pass). The pipeline runs
+    them in that order and skips a box that a pose already found fills (IoU of the box and
+    the pose's visible joints >= ``pipeline.EXPLAINED_IOU``), so a person BlazePose finds
+    keeps its better-aligned crop, while a box whose BlazePose detection the landmark model
+    rejected, or that BlazePose never saw (people from behind, far away, in crowds), still
+    gets its own crop.
     """
 
     box_rois = True  # for the added boxes (Detection.keypoints empty)
@@ -153,14 +155,7 @@ class CombinedDetector:
     def detect(self, image: np.ndarray, color: str = "rgb", min_score: float | None = None,
                clock: StageClock | None = None) -> list[Detection]:
         found = self.primary.detect(image, color, min_score, clock)
-        hips = np.array([d.keypoints[0] for d in found]).reshape(-1, 2)
-        extra = []
-        for d in self.boxes.detect(image, color, None, clock):
-            x0, y0, x1, y1 = d.box
-            inside = (hips[:, 0] >= x0) & (hips[:, 0] <= x1) & (hips[:, 1] >= y0) & (hips[:, 1] <= y1)
-            if not inside.any():
-                extra.append(d)
-        return found + extra
+        return found + self.boxes.detect(image, color, None, clock)
 
     def roi(self, detection: Detection) -> Roi:
         if len(detection.keypoints) >= 2:

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 SAME_PERSON_DISTANCE = 0.15
 # Two poses whose torso points are this close (fraction of ROI size) are one person.
 DUPLICATE_TORSO_DISTANCE = 0.1
+# A person box overlapping a found pose's visible joints this much (IoU) is that person.
+EXPLAINED_IOU = 0.5
 _TORSO = [11, 12, 23, 24]
 
 
@@ -178,32 +180,35 @@ class Pipeline:
 
         o = self.options
         tracks = [] if o.static_image_mode else self._tracks
-        rois = [(tr.id, tr.roi) for tr in tracks]
-        refine = o.refine_box_crops and getattr(self.person_detector, "box_rois", False)
+        rois = [(tr.id, tr.roi, None) for tr in tracks]
         detector_ran = self._should_detect(len(tracks))
         if detector_ran:
-            for roi in self._detect(img, swap, clock, limit=o.max_people - len(tracks)):
-                if not any(_same_person(roi, r) for _, r in rois):
-                    rois.append((None, roi))
+            for roi, box in self._detect(img, swap, clock):
+                if not any(_same_person(roi, tr.roi) for tr in tracks):
+                    rois.append((None, roi, box))
             self._frames_since_detection = 0
         else:
             self._frames_since_detection += 1
 
         poses, auxiliary = [], []  # auxiliary: (2, 2) points that place each next crop
-        for track_id, roi in rois:
+        for track_id, roi, box in rois:
+            if len(poses) >= o.max_people:
+                break
+            if box is not None and any(_explains(p, box) for p in poses):
+                continue  # a person already found fills this box
             found = self._landmarks(img, swap, roi, clock)
-            if found is not None and track_id is None and roi.rotation == 0.0 and refine:
+            if found is not None and box is not None and o.refine_box_crops:
                 # A box carries no rotation nor hip centre: crop again where the first
                 # pass puts the body, as tracking does on the next frame.
                 again = self._landmarks(img, swap, roi_from_points(*found[1]), clock)
                 found = again or found
-            if found is not None:
-                found[0].track_id = -1 if track_id is None else track_id
-                poses.append(found[0])
-                auxiliary.append(found[1])
-        keep = _drop_duplicates(poses)
-        poses = [poses[i] for i in keep]
-        auxiliary = [auxiliary[i] for i in keep]
+            if found is None:
+                continue
+            pose, aux = found
+            pose.track_id = -1 if track_id is None else track_id
+            if not any(_same_body(pose, p) for p in poses):  # the first crop of a body wins
+                poses.append(pose)
+                auxiliary.append(aux)
 
         if o.static_image_mode:
             for i, pose in enumerate(poses):
@@ -251,10 +256,14 @@ class Pipeline:
             return False
         return self._lost_track or self._frames_since_detection + 1 >= o.redetect_every
 
-    def _detect(self, img: np.ndarray, swap: bool, clock: StageClock, limit: int) -> list[Roi]:
-        found = self.person_detector.detect(img, "bgr" if swap else "rgb", self.detection_threshold, clock)
+    def _detect(self, img: np.ndarray, swap: bool, clock: StageClock) -> list[tuple[Roi, tuple | None]]:
+        """The detector's ROIs, best first, each with its person box when the ROI was made
+        from that box (None for a rotated ROI from BlazePose's alignment points)."""
+        detector = self.person_detector
+        found = detector.detect(img, "bgr" if swap else "rgb", self.detection_threshold, clock)
         found = [d for d in found if d.box[2] > d.box[0] and d.box[3] > d.box[1]]
-        return [self.person_detector.roi(d) for d in found[:limit]]
+        box_rois = getattr(detector, "box_rois", False)
+        return [(detector.roi(d), d.box if box_rois and len(d.keypoints) < 2 else None) for d in found]
 
     def _landmarks(self, img: np.ndarray, swap: bool, roi: Roi,
                    clock: StageClock) -> tuple[Pose, np.ndarray] | None:
@@ -309,23 +318,27 @@ def _converted_info(path: str, task: str) -> dict | None:
     return info
 
 
+def _explains(pose: Pose, box: tuple) -> bool:
+    """Whether ``pose`` is the person in ``box``: the box around its visible landmarks
+    overlaps ``box`` by EXPLAINED_IOU or more."""
+    seen = pose.keypoints[pose.keypoints[:, 3] >= 0.5, :2]
+    if len(seen) < 2:
+        return False
+    (x0, y0), (x1, y1) = seen.min(axis=0), seen.max(axis=0)
+    bx0, by0, bx1, by1 = box
+    inter = max(0.0, min(x1, bx1) - max(x0, bx0)) * max(0.0, min(y1, by1) - max(y0, by0))
+    union = (x1 - x0) * (y1 - y0) + (bx1 - bx0) * (by1 - by0) - inter
+    return union > 0 and inter / union >= EXPLAINED_IOU
+
+
 def _same_person(a: Roi, b: Roi) -> bool:
     dist = np.hypot(a.cx - b.cx, a.cy - b.cy)
     return dist < SAME_PERSON_DISTANCE * min(a.size, b.size)
 
 
-def _drop_duplicates(poses: list[Pose]) -> list[int]:
-    """Indices of poses to keep: of two poses on one body, the first (tracked) one stays."""
-    keep: list[int] = []
-    for i, pose in enumerate(poses):
-        torso = pose.keypoints[_TORSO, :2]
-        duplicate = False
-        for j in keep:
-            other = poses[j]
-            scale = min(pose.roi.size, other.roi.size)
-            if np.linalg.norm(torso - other.keypoints[_TORSO, :2], axis=1).mean() < DUPLICATE_TORSO_DISTANCE * scale:
-                duplicate = True
-                break
-        if not duplicate:
-            keep.append(i)
-    return keep
+def _same_body(a: Pose, b: Pose) -> bool:
+    """Whether two poses are one person seen through two crops (BlazePose's and a box
+    detector's, or a box holding two people whose crop found the other one): their torsos
+    coincide (DUPLICATE_TORSO_DISTANCE)."""
+    torso = np.linalg.norm(a.keypoints[_TORSO, :2] - b.keypoints[_TORSO, :2], axis=1).mean()
+    return torso < DUPLICATE_TORSO_DISTANCE * min(a.roi.size, b.roi.size)

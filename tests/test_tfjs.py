@@ -292,6 +292,15 @@ def test_centernet_adds_the_person_blazepose_misses(converted, model_path):
     assert alone < people and both == people == 3
 
 
+def test_a_box_gets_its_crop_when_blazepose_crop_of_that_person_was_rejected(converted, model_path):
+    """On a CrowdPose photo of two men close together (both labelled), BlazePose's detector sees both faces
+    but the landmark model rejects the crop of one; CenterNet's box of him still gets its
+    own crop (the box is skipped only when a pose already found fills it)."""
+    alone, people = _found("blazepose", "crowdpose", "106848.jpg", model_path("full"))
+    both, _ = _found("blazepose+centernet", "crowdpose", "106848.jpg", model_path("full"))
+    assert both == people == alone + 1
+
+
 def test_movenet_multipose_finds_everyone_in_a_crowd(converted):
     import cv2
 

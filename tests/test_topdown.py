@@ -70,6 +70,30 @@ def test_box_roi_finds_the_same_person(image_pipeline, detector, model_path):
     assert err < 0.05 * expected.roi.size, err
 
 
+def test_a_box_a_found_person_fills_gets_no_crop_of_its_own(model_path):
+    """Boxes come in overlapping (two detectors, or NMS leaving a near-copy): a box whose
+    person a pose already found costs no landmark run, while a second person's box does."""
+    from edgepose.types import Detection
+
+    rgb = read_rgb(need(IMAGE))
+    with Pipeline(model=model_path("full"), max_people=2, static_image_mode=True, threads=2) as pipe:
+        reference = pipe.process(rgb, color="rgb").poses
+    assert len(reference) == 2, "BlazePose's own pipeline finds the two people of this photo"
+    (x, y, w, h), other = reference[0].bbox, reference[1].bbox
+    near_copy = (x + 0.05 * w, y, x + 1.05 * w, y + h)
+    boxes = [Detection(0.9, (x, y, x + w, y + h), np.zeros((0, 2))),
+             Detection(0.8, near_copy, np.zeros((0, 2))),
+             Detection(0.7, (other[0], other[1], other[0] + other[2], other[1] + other[3]), np.zeros((0, 2)))]
+    with Pipeline(person_detector=lambda image: boxes, model=model_path("full"),
+                  static_image_mode=True, max_people=3, threads=2) as pipe:
+        runs = []
+        run = pipe._landmark.run
+        pipe._landmark.run = lambda *a, **k: runs.append(1) or run(*a, **k)
+        poses = pipe.process(rgb, color="rgb").poses
+    assert len(poses) == 2
+    assert len(runs) == 4  # two boxes, each a first pass and its refined crop; no run for the copy
+
+
 def test_video_mode_tracks_and_skips_the_detector(detector, model_path):
     import cv2
 
