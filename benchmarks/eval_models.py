@@ -11,11 +11,18 @@ prediction). Latency: video mode on the first --frames frames of the 50 fps stre
 clip, mean and median ms per frame of process() (decode of the video not counted), all
 configurations with --threads.
 
+--mmpose-data adds three more annotated sets from the test data of OpenMMLab's mmpose
+(Apache-2.0; the source of the shared images too, not redistributed here): COCO (4
+images, 14 people), OCHuman (3 images, 5 heavily occluded people) and PoseTrack18 (3
+frames, 14 people). Give it the ``tests/data`` folder of an mmpose checkout
+(``git clone --depth 1 https://github.com/open-mmlab/mmpose``); they are reported apart
+from the shared sets and summed with them.
+
 NanoDet, CenterNet and MoveNet must be converted first (``edgepose convert tfjs all``,
 needs the convert-tf extra); configurations whose model is missing are reported as
-skipped. Writes benchmarks/results/eval_models.json.
+skipped. Writes benchmarks/results/eval_models.json and a Markdown table next to it.
 
-    python benchmarks/eval_models.py [--threads 2] [--frames 100]
+    python benchmarks/eval_models.py [--threads 2] [--frames 100] [--mmpose-data DIR]
 """
 
 from __future__ import annotations
@@ -38,6 +45,12 @@ VIDEO = SHARED / "video" / "street_1280x720_50fps.avi"
 DETECTORS = ("blazepose", "nanodet", "centernet", "blazepose+nanodet", "blazepose+centernet")
 LANDMARKS = ("lite", "full", "heavy")
 MOVENET = (("movenet-multipose", 6), ("movenet-thunder", 1), ("movenet-lightning", 1))
+# name -> (annotation file, images folder), under mmpose's tests/data
+MMPOSE_SETS = {
+    "coco": ("coco/test_coco.json", "coco"),
+    "ochuman": ("ochuman/test_ochuman.json", "ochuman"),
+    "posetrack18": ("posetrack18/annotations/test_posetrack18_val.json", "posetrack18"),
+}
 
 
 def configs():
@@ -72,11 +85,55 @@ def video_latency(make, frames: int) -> dict:
             "median_ms": round(float(np.median(warm)), 2), "mean_people": round(float(np.mean(people)), 2)}
 
 
+def summary(per_set: dict, names) -> dict:
+    sets = {n: per_set[n] for n in names if n in per_set}
+    return {"sets": list(sets),
+            "mean": {k: mean_over_sets(sets, k) for k in ("AP", "AR", "PCK@0.2")},
+            "people_found": int(sum(r["matched"] for r in sets.values())),
+            "annotated_people": int(sum(r["annotated_people"] for r in sets.values()))}
+
+
+def load_sets(mmpose_data: Path | None) -> tuple[dict, list[str]]:
+    """name -> (Dataset, images folder, annotation file): the shared sets, then mmpose's."""
+    from edgepose.evaluation import load_dataset
+
+    datasets = {name: (load_dataset(IMAGES / name / ann), IMAGES / name, IMAGES / name / ann)
+                for name, ann in SETS.items()}
+    more = []
+    if mmpose_data is not None:
+        for name, (ann, images) in MMPOSE_SETS.items():
+            path = mmpose_data / ann
+            if not path.is_file():
+                sys.exit(f"eval_models: {path} is missing: give --mmpose-data the tests/data "
+                         "folder of an mmpose checkout")
+            datasets[name] = (load_dataset(path), mmpose_data / images, path)
+            more.append(name)
+    return datasets, more
+
+
+def markdown(results: dict, more: list[str]) -> str:
+    head = "| configuration | mean AP | mean AR | people found (of {}) |"
+    first = next(iter(results.values()))
+    cols = [head.format(first["shared"]["annotated_people"])]
+    if more:
+        cols.append(f" mean AP, more sets | people found, more sets (of {first['more']['annotated_people']}) |")
+    cols.append(" street video ms/frame |")
+    lines = ["".join(cols), "|" + " --- |" * (5 + 2 * bool(more))]
+    for key, r in results.items():
+        row = f"| {key} | {r['shared']['mean']['AP']:.3f} | {r['shared']['mean']['AR']:.3f} | {r['shared']['people_found']} |"
+        if more:
+            row += f" {r['more']['mean']['AP']:.3f} | {r['more']['people_found']} |"
+        lines.append(row + f" {r['street_video']['mean_ms']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--only", nargs="*", help="configuration names to run (default: all)")
+    parser.add_argument("--mmpose-data", type=Path,
+                        help="tests/data of an mmpose checkout: adds its COCO, OCHuman and PoseTrack18 samples")
     parser.add_argument("--out", type=Path, default=RESULTS / "eval_models.json")
     args = parser.parse_args()
     if not IMAGES.is_dir() or not MODELS.is_dir():
@@ -86,18 +143,17 @@ def main() -> None:
     from edgepose.cli import native_stderr_quiet
     from edgepose.engines import create_pipeline
     from edgepose.errors import EdgeposeError
-    from edgepose.evaluation import DEFINITIONS, load_dataset
+    from edgepose.evaluation import DEFINITIONS
     from edgepose.profiler import device_facts
 
-    datasets = {name: (load_dataset(IMAGES / name / ann), IMAGES / name) for name, ann in SETS.items()}
-    annotated = {name: None for name in SETS}
+    datasets, more = load_sets(args.mmpose_data)
     results, skipped = {}, {}
     for key, cfg in configs():
         if args.only and key not in args.only:
             continue
 
-        def make(**more):
-            return create_pipeline("tflite", threads=args.threads, **cfg, **more)
+        def make(**more_options):
+            return create_pipeline("tflite", threads=args.threads, **cfg, **more_options)
 
         try:
             with native_stderr_quiet():
@@ -109,38 +165,39 @@ def main() -> None:
         with native_stderr_quiet():
             per_set = run_config(pipe, datasets)
         pipe.close()
-        for name, r in per_set.items():
-            annotated[name] = r["annotated_people"]
-        results[key] = {
-            "config": cfg, "per_set": per_set,
-            "mean": {k: mean_over_sets(per_set, k) for k in ("AP", "AR", "PCK@0.2")},
-            "people_found": int(sum(r["matched"] for r in per_set.values())),
-            "annotated_people": int(sum(r["annotated_people"] for r in per_set.values())),
-            "street_video": video_latency(make, args.frames),
-        }
+        results[key] = {"config": cfg, "per_set": per_set, "shared": summary(per_set, SETS)}
+        if more:
+            results[key]["more"] = summary(per_set, more)
+            results[key]["all"] = summary(per_set, datasets)
+        results[key]["street_video"] = video_latency(make, args.frames)
         r = results[key]
-        print(f"{key:24} AP {r['mean']['AP']:.3f}  found {r['people_found']}/{r['annotated_people']}  "
-              f"street {r['street_video']['mean_ms']:.1f} ms/frame", file=sys.stderr)
+        print(f"{key:28} AP {r['shared']['mean']['AP']:.3f}  found {r['shared']['people_found']}/"
+              f"{r['shared']['annotated_people']}" + (f"  more: AP {r['more']['mean']['AP']:.3f} found "
+              f"{r['more']['people_found']}/{r['more']['annotated_people']}" if more else "")
+              + f"  street {r['street_video']['mean_ms']:.1f} ms/frame", file=sys.stderr)
     report = {
-        "benchmark": "detector x landmark model combinations and MoveNet: accuracy on the shared "
-                     "annotated images (static image mode), latency on the street video (video mode)",
+        "benchmark": "detector x landmark model combinations and MoveNet: accuracy on annotated "
+                     "images (static image mode), latency on the street video (video mode)",
         "command": "python " + " ".join([str(Path(sys.argv[0]).resolve().relative_to(ROOT)), *sys.argv[1:]]),
         "device": device_facts(),
         "definitions": {**DEFINITIONS, "people_found": "annotated people matched by a prediction "
-                        "(OKS >= 0.1), summed over the six sets",
+                        "(OKS >= 0.1), summed over the sets",
+                        "shared": "the six sets in ../shared/data/images; mean = unweighted mean over them",
+                        "more": "mmpose's COCO, OCHuman and PoseTrack18 test samples (--mmpose-data)",
                         "street_video": f"{VIDEO.name}, first {args.frames} frames, mean / median ms "
                         "per process() after 5 warm-up frames, video mode (tracking on)"},
         "threads": args.threads,
+        "sets": {name: {"annotations": str(ann.relative_to(IMAGES if name in SETS else args.mmpose_data)),
+                        "images": len(ds.images), "layout": ds.layout}
+                 for name, (ds, _, ann) in datasets.items()},
         "results": results,
         "skipped": skipped,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\n{'configuration':24} {'AP':>6} {'AR':>6} {'found':>7} {'street ms':>10}")
-    for key, r in results.items():
-        print(f"{key:24} {r['mean']['AP']:6.3f} {r['mean']['AR']:6.3f} "
-              f"{r['people_found']:>3}/{r['annotated_people']:<3} {r['street_video']['mean_ms']:10.1f}")
-    print(f"wrote {args.out}")
+    table = markdown(results, more) if results else ""
+    args.out.with_suffix(".md").write_text(f"`{report['command']}`\n\n{table}")
+    print("\n" + table + f"wrote {args.out} and {args.out.with_suffix('.md')}")
 
 
 if __name__ == "__main__":

@@ -125,14 +125,15 @@ def configs(threads: int):
 
 
 def run_config(estimator, datasets: dict) -> dict:
+    """datasets: name -> (Dataset, images folder, annotation file)."""
     from edgepose.evaluation import predict, score
 
     out = {}
-    for name, (dataset, folder) in datasets.items():
+    for name, (dataset, folder, source) in datasets.items():
         t0 = time.perf_counter()
         predictions = predict(estimator, dataset, folder)
         seconds = time.perf_counter() - t0
-        result = score(dataset, predictions, folder / SETS[name])
+        result = score(dataset, predictions, source)
         out[name] = {**{k: result[k] for k in KEPT},
                      "s_per_image": round(seconds / len(dataset.images), 4)}
     return out
@@ -167,7 +168,8 @@ def main() -> None:
     from edgepose.evaluation import DEFINITIONS, load_dataset
     from edgepose.profiler import device_facts
 
-    datasets = {name: (load_dataset(IMAGES / name / ann), IMAGES / name) for name, ann in SETS.items()}
+    datasets = {name: (load_dataset(IMAGES / name / ann), IMAGES / name, IMAGES / name / ann)
+                for name, ann in SETS.items()}
     mediapipe_models_from(MODELS)
     results, described = {}, {}
     for key, description, make in configs(args.threads):
@@ -187,7 +189,7 @@ def main() -> None:
                         "mediapipe score": "legacy API has no pose score: mean visibility",
                         "mean": "unweighted mean over the sets that have the figure"},
         "sets": {name: {"annotations": SETS[name], "layout": ds.layout, "format": ds.format,
-                        "images": len(ds.images)} for name, (ds, _) in datasets.items()},
+                        "images": len(ds.images)} for name, (ds, _, _) in datasets.items()},
         "configs": described,
         "results": results,
         "mean_over_sets": {cfg: {k: mean_over_sets(per_set, k) for k in ("AP", "AR", "PCK@0.2")}
