@@ -21,7 +21,7 @@ import numpy as np
 from edgepose import models, smoothing
 from edgepose.backends import load_model
 from edgepose.decoders import movenet as mn
-from edgepose.decoders.geometry import letterbox_transform
+from edgepose.decoders.geometry import box_iou, letterbox_transform
 from edgepose.decoders.preprocess import InputSpec, make_input
 from edgepose.detectors import backend_options, model_task
 from edgepose.errors import ModelError
@@ -167,8 +167,8 @@ class MoveNetPipeline:
         boxes = self._boxes
         free = list(self._tracks)
         for pose, box in zip(poses, boxes):
-            best = max(free, key=lambda tr: _iou(tr[1], box), default=None)
-            if best is not None and _iou(best[1], box) >= TRACK_IOU:
+            best = max(free, key=lambda tr: box_iou(tr[1], box), default=None)
+            if best is not None and box_iou(best[1], box) >= TRACK_IOU:
                 pose.track_id = best[0]
                 free.remove(best)
             else:
@@ -190,12 +190,3 @@ class MoveNetPipeline:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def _iou(a: tuple, b: tuple) -> float:
-    if not a or not b:
-        return 0.0
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0

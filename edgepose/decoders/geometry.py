@@ -68,6 +68,13 @@ def roi_from_box(box: tuple[float, float, float, float], scale: float = BOX_ROI_
     return Roi((x0 + x1) / 2, (y0 + y1) / 2, scale * max(x1 - x0, y1 - y0), 0.0)
 
 
+def box_iou(a, b) -> float:
+    """IoU of two boxes (x0, y0, x1, y1); 0 when either is None or empty."""
+    if a is None or b is None or len(a) == 0 or len(b) == 0:
+        return 0.0
+    return float(iou(np.asarray(a, np.float64), np.asarray([b], np.float64))[0])
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float,
         max_out: int | None = None) -> np.ndarray:
     """Greedy (hard) NMS, class-agnostic. boxes: (N, 4) x0, y0, x1, y1; scores: (N,).
