@@ -110,6 +110,10 @@ class BlazePoseDetector:
     def roi(self, detection: Detection) -> Roi:
         return roi_from_points(detection.keypoints[0], detection.keypoints[1])
 
+    def person_box(self, detection: Detection) -> tuple[float, float, float, float]:
+        """The body square its alignment points predict (its box is the face)."""
+        return _body_box(detection.keypoints)
+
     def detect_in(self, image: np.ndarray, color: str, region: tuple[float, float, float],
                   min_score: float) -> list[Detection]:
         """Detections inside the square ``region`` (x0, y0, side in pixels) of ``image``,
@@ -161,6 +165,11 @@ class CombinedDetector:
         if len(detection.keypoints) >= 2:
             return roi_from_points(detection.keypoints[0], detection.keypoints[1])
         return roi_from_box(detection.box)
+
+    def person_box(self, detection: Detection) -> tuple[float, float, float, float]:
+        if len(detection.keypoints) >= 2:
+            return self.primary.person_box(detection)
+        return detection.box
 
     def close(self) -> None:
         self.primary.close()

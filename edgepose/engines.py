@@ -19,7 +19,8 @@ ENGINES = {
 def create_pipeline(backend: str = "tflite", options: Options | None = None, **overrides):
     """A pipeline on the named engine: tflite (edgepose's own, on a TFLite interpreter,
     or ONNX Runtime for .onnx files; a MoveNet model gets
-    :class:`~edgepose.movenet.MoveNetPipeline`), mediapipe (the legacy Solutions API) or
+    :class:`~edgepose.movenet.MoveNetPipeline`, ``decoder=...`` your own model in
+    :class:`~edgepose.custom.CustomPipeline`), mediapipe (the legacy Solutions API) or
     mediapipe-tasks (PoseLandmarker)."""
     if backend not in ENGINES:
         raise BackendError(f"unknown backend {backend!r}: choose one of {', '.join(ENGINES)}")
@@ -28,6 +29,8 @@ def create_pipeline(backend: str = "tflite", options: Options | None = None, **o
         from edgepose.movenet import is_movenet
 
         model = overrides.get("model", (options or Options()).model)
-        if is_movenet(model):  # MoveNet finds people itself: its own pipeline
+        if overrides.get("decoder", (options or Options()).decoder):  # your model, a decoder
+            module, name = "edgepose.custom", "CustomPipeline"
+        elif is_movenet(model):  # MoveNet finds people itself: its own pipeline
             module, name = "edgepose.movenet", "MoveNetPipeline"
     return getattr(importlib.import_module(module), name)(options, **overrides)

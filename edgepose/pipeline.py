@@ -19,6 +19,7 @@ from edgepose.detectors import PersonDetector, as_person_detector, backend_optio
 from edgepose.errors import ModelError
 from edgepose.blazepose import landmarks as lmk
 from edgepose.blazepose.roi import roi_from_points
+from edgepose.decoders.geometry import box_iou
 from edgepose.image import as_color_image
 from edgepose.profiler import StageClock
 from edgepose.types import FrameResult, Pose, Roi
@@ -71,6 +72,22 @@ class Options:
     refine_box_crops: bool = dataclasses.field(default=True, metadata={
         "help": "with a box detector (nanodet, centernet), run the landmark model a second "
                 "time on the rotated, hip-centred crop its first pass gives"})
+    decoder: str | None = dataclasses.field(default=None, metadata={
+        "help": "run --model (your .onnx / .tflite pose model) with this decoder: heatmap "
+                "(SimpleBaseline, HRNet, ViTPose; top-down behind --detector), simcc (RTMPose; "
+                "top-down) or yolo-pose (bottom-up); layouts in docs/model_layouts.md"})
+    keypoint_layout: str = dataclasses.field(default="coco17", metadata={
+        "help": "with --decoder: the model's keypoints, coco17 or blazepose33"})
+    input_size: str | None = dataclasses.field(default=None, metadata={
+        "help": "with --decoder: model input HEIGHTxWIDTH (e.g. 256x192), needed only when "
+                "the model's input size is dynamic"})
+    normalize: str | None = dataclasses.field(default=None, metadata={
+        "help": "with --decoder: input normalisation, imagenet, unit (/255), signed ([-1, 1]) "
+                "or raw (0..255); default imagenet, unit for yolo-pose"})
+    input_color: str = dataclasses.field(default="rgb", metadata={
+        "help": "with --decoder: channel order the model expects, rgb or bgr"})
+    refine: str = dataclasses.field(default="dark", metadata={
+        "help": "with --decoder heatmap: sub-pixel refinement, dark, quarter or none"})
     static_image_mode: bool = dataclasses.field(default=False, metadata={
         "help": "treat every frame as unrelated (detector on every frame, no tracking)"})
     refine_heatmap: bool = dataclasses.field(default=True, metadata={
@@ -102,6 +119,12 @@ class Options:
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         _ = self.smoothing_config  # fail fast on a bad preset or parameter
+        for name, allowed in (("decoder", (None, "heatmap", "simcc", "yolo-pose")),
+                              ("normalize", (None, "imagenet", "unit", "signed", "raw")),
+                              ("input_color", ("rgb", "bgr")), ("refine", ("dark", "quarter", "none"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(a for a in allowed if a)}, "
+                                 f"got {getattr(self, name)!r}")
         for name in ("min_detection_confidence", "min_presence_confidence"):
             if getattr(self, name) is not None and not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -324,11 +347,7 @@ def _explains(pose: Pose, box: tuple) -> bool:
     seen = pose.keypoints[pose.keypoints[:, 3] >= 0.5, :2]
     if len(seen) < 2:
         return False
-    (x0, y0), (x1, y1) = seen.min(axis=0), seen.max(axis=0)
-    bx0, by0, bx1, by1 = box
-    inter = max(0.0, min(x1, bx1) - max(x0, bx0)) * max(0.0, min(y1, by1) - max(y0, by0))
-    union = (x1 - x0) * (y1 - y0) + (bx1 - bx0) * (by1 - by0) - inter
-    return union > 0 and inter / union >= EXPLAINED_IOU
+    return box_iou((*seen.min(axis=0), *seen.max(axis=0)), box) >= EXPLAINED_IOU
 
 
 def _same_person(a: Roi, b: Roi) -> bool:

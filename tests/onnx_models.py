@@ -54,3 +54,47 @@ def affine_model(path: Path) -> Path:
     outs = [helper.make_tensor_value_info("double", TensorProto.FLOAT, ["batch", 3]),
             helper.make_tensor_value_info("total", TensorProto.FLOAT, ["batch", 1])]
     return _save(helper.make_graph(nodes, "affine", [x], outs, inits), path)
+
+
+def pose_heatmap_model(path: Path, offsets: np.ndarray, input_hw=(256, 192)) -> Path:
+    """A stand-in top-down heatmap model that really looks at its input: the image's
+    brightness, pooled 4x (heatmaps at a quarter of the input), then keypoint k's map is
+    that map shifted by ``offsets[k]`` (dx, dy heatmap cells): its peak sits at the
+    brightest spot minus the offset. input (1, 3, H, W) -> heatmaps (1, K, H/4, W/4)."""
+    offsets = np.asarray(offsets, np.int64)
+    reach = int(np.abs(offsets).max())
+    size = 2 * reach + 1
+    kernel = np.zeros((len(offsets), 1, size, size), np.float32)
+    for k, (dx, dy) in enumerate(offsets):
+        kernel[k, 0, reach + dy, reach + dx] = 1.0
+    h, w = input_hw
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, h, w])
+    nodes = [helper.make_node("ReduceMean", ["input"], ["gray"], axes=[1], keepdims=1),
+             helper.make_node("AveragePool", ["gray"], ["pooled"], kernel_shape=[4, 4], strides=[4, 4]),
+             helper.make_node("Conv", ["pooled", "kernel"], ["heatmaps"], pads=[reach] * 4)]
+    inits = [numpy_helper.from_array(kernel, "kernel")]
+    out = helper.make_tensor_value_info("heatmaps", TensorProto.FLOAT, [1, len(offsets), h // 4, w // 4])
+    return _save(helper.make_graph(nodes, "heatmap", [x], [out], inits), path)
+
+
+def pose_simcc_model(path: Path, keypoints: int = 17, input_hw=(256, 192)) -> Path:
+    """A stand-in RTMPose: SimCC vectors (split ratio 2) whose peaks are the brightest
+    column and row of the input, for every keypoint. input (1, 3, H, W) -> simcc_x
+    (1, K, 2W), simcc_y (1, K, 2H)."""
+    h, w = input_hw
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, h, w])
+    nodes = [helper.make_node("ReduceMean", ["input"], ["gray"], axes=[1], keepdims=1)]
+    outs = []
+    for name, axis, n in (("simcc_x", 2, w), ("simcc_y", 3, h)):
+        nodes += [helper.make_node("ReduceMax", ["gray"], [f"{name}_line"], axes=[axis], keepdims=0),
+                  helper.make_node("Unsqueeze", [f"{name}_line", "last"], [f"{name}_col"]),
+                  helper.make_node("Tile", [f"{name}_col", "twice"], [f"{name}_pairs"]),
+                  helper.make_node("Reshape", [f"{name}_pairs", f"{name}_shape"], [f"{name}_one"]),
+                  helper.make_node("Tile", [f"{name}_one", "per_keypoint"], [name])]
+        outs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, keypoints, 2 * n]))
+    inits = [numpy_helper.from_array(np.array([3], np.int64), "last"),
+             numpy_helper.from_array(np.array([1, 1, 1, 2], np.int64), "twice"),
+             numpy_helper.from_array(np.array([1, 1, 2 * w], np.int64), "simcc_x_shape"),
+             numpy_helper.from_array(np.array([1, 1, 2 * h], np.int64), "simcc_y_shape"),
+             numpy_helper.from_array(np.array([1, keypoints, 1], np.int64), "per_keypoint")]
+    return _save(helper.make_graph(nodes, "simcc", [x], outs, inits), path)
