@@ -112,18 +112,20 @@ def load_sets(mmpose_data: Path | None) -> tuple[dict, list[str]]:
 
 
 def markdown(results: dict, more: list[str]) -> str:
-    head = "| configuration | mean AP | mean AR | people found (of {}) |"
+    groups = ["shared", "more", "all"] if more else ["shared"]
     first = next(iter(results.values()))
-    cols = [head.format(first["shared"]["annotated_people"])]
-    if more:
-        cols.append(f" mean AP, more sets | people found, more sets (of {first['more']['annotated_people']}) |")
-    cols.append(" street video ms/frame |")
-    lines = ["".join(cols), "|" + " --- |" * (5 + 2 * bool(more))]
+    names = {"shared": "shared sets", "more": "mmpose sets", "all": "all sets"}
+    head = ["configuration"]
+    for g in groups:
+        head += [f"AP, {names[g]}", f"found (of {first[g]['annotated_people']})"]
+    head += ["street ms/frame", "people per street frame"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for key, r in results.items():
-        row = f"| {key} | {r['shared']['mean']['AP']:.3f} | {r['shared']['mean']['AR']:.3f} | {r['shared']['people_found']} |"
-        if more:
-            row += f" {r['more']['mean']['AP']:.3f} | {r['more']['people_found']} |"
-        lines.append(row + f" {r['street_video']['mean_ms']:.1f} |")
+        cells = [key]
+        for g in groups:
+            cells += [f"{r[g]['mean']['AP']:.3f}", str(r[g]["people_found"])]
+        cells += [f"{r['street_video']['mean_ms']:.1f}", f"{r['street_video']['mean_people']:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
