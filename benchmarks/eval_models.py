@@ -71,18 +71,20 @@ def video_latency(make, frames: int) -> dict:
         images.append(frame)
     cap.release()
     pipe = make(static_image_mode=False)
-    times, people = [], []
+    times, people, ids = [], [], set()
     try:
         for i, frame in enumerate(images):
             t = time.perf_counter_ns()
             result = pipe.process(frame, timestamp_ms=i * 20.0)
             times.append((time.perf_counter_ns() - t) / 1e6)
             people.append(len(result.poses))
+            ids.update(p.track_id for p in result.poses)
     finally:
         pipe.close()
     warm = np.array(times[5:] or times)
     return {"frames": len(times), "mean_ms": round(float(warm.mean()), 2),
-            "median_ms": round(float(np.median(warm)), 2), "mean_people": round(float(np.mean(people)), 2)}
+            "median_ms": round(float(np.median(warm)), 2), "mean_people": round(float(np.mean(people)), 2),
+            "track_ids": len(ids)}
 
 
 def summary(per_set: dict, names) -> dict:
@@ -187,7 +189,8 @@ def main() -> None:
                         "shared": "the six sets in ../shared/data/images; mean = unweighted mean over them",
                         "more": "mmpose's COCO, OCHuman and PoseTrack18 test samples (--mmpose-data)",
                         "street_video": f"{VIDEO.name}, first {args.frames} frames, mean / median ms "
-                        "per process() after 5 warm-up frames, video mode (tracking on)"},
+                        "per process() after 5 warm-up frames, video mode (tracking on); mean people "
+                        "per frame; track_ids: distinct ids over the frames"},
         "threads": args.threads,
         "sets": {name: {"annotations": str(ann.relative_to(IMAGES if name in SETS else args.mmpose_data)),
                         "images": len(ds.images), "layout": ds.layout}

@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 SAME_PERSON_DISTANCE = 0.15
 # Two poses whose torso points are this close (fraction of ROI size) are one person.
 DUPLICATE_TORSO_DISTANCE = 0.1
+# A person lost for fewer than REID_FRAMES frames who is found again within REID_DISTANCE x
+# the crop size of where they were keeps their track id (the detector misses a frame, the
+# landmark model's presence dips on a small or half-hidden person).
+REID_FRAMES = 25
+REID_DISTANCE = 0.25
 # A person box overlapping a found pose's visible joints this much (IoU) is that person.
 EXPLAINED_IOU = 0.5
 _TORSO = [11, 12, 23, 24]
@@ -172,6 +177,8 @@ class Pipeline:
         self._smoother = smoothing.Smoother(config) if config else None
         self._tracks: list[_Track] = []
         self._next_id = 0
+        self._lost: list[tuple[_Track, int]] = []  # tracks lost lately, with the frame they went
+        self._frame = 0
         self._frames_since_detection = 0
         self._lost_track = False
 
@@ -238,9 +245,10 @@ class Pipeline:
                 pose.track_id = i
             return FrameResult(poses, (width, height), timestamp_ms, clock.ms, detector_ran)
 
-        for pose in poses:
+        self._frame += 1
+        for pose, aux in zip(poses, auxiliary):
             if pose.track_id < 0:
-                pose.track_id, self._next_id = self._next_id, self._next_id + 1
+                pose.track_id = self._reidentify(roi_from_points(aux[0], aux[1]))
         if self._smoother is not None:
             t = clock.start()
             seconds = timestamp_ms / 1000.0 if timestamp_ms is not None else time.monotonic()
@@ -248,6 +256,8 @@ class Pipeline:
             clock.stop("smoothing", t)
         alive = {p.track_id for p in poses}
         self._lost_track = any(tr.id not in alive for tr in tracks)
+        self._lost = [(tr, f) for tr, f in self._lost if self._frame - f < REID_FRAMES and tr.id not in alive]
+        self._lost += [(tr, self._frame) for tr in tracks if tr.id not in alive]
         self._tracks = [_Track(p.track_id, roi_from_points(a[0], a[1])) for p, a in zip(poses, auxiliary)]
         poses.sort(key=lambda p: p.track_id)
         return FrameResult(poses, (width, height), timestamp_ms, clock.ms, detector_ran)
@@ -255,6 +265,7 @@ class Pipeline:
     def reset(self) -> None:
         """Forget every track (e.g. between unrelated videos)."""
         self._tracks = []
+        self._lost = []
         self._frames_since_detection = 0
         self._lost_track = False
         if self._smoother is not None:
@@ -271,6 +282,18 @@ class Pipeline:
         self.close()
 
     # -- steps ----------------------------------------------------------------------------
+    def _reidentify(self, roi: Roi) -> int:
+        """The id of the person lost in the last REID_FRAMES frames whose crop was
+        nearest ``roi`` (within REID_DISTANCE x the crop size), else a new id."""
+        near = [(np.hypot(roi.cx - tr.roi.cx, roi.cy - tr.roi.cy) / min(roi.size, tr.roi.size), i)
+                for i, (tr, _) in enumerate(self._lost)]
+        near = [(d, i) for d, i in near if d < REID_DISTANCE]
+        if near:
+            track, _ = self._lost.pop(min(near)[1])
+            return track.id
+        self._next_id += 1
+        return self._next_id - 1
+
     def _should_detect(self, tracked: int) -> bool:
         o = self.options
         if o.static_image_mode or tracked == 0:
