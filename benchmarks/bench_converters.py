@@ -38,8 +38,6 @@ VARIANTS = ("float32", "float16", "int8-weight", "int8-dynamic", "int8-mixed", "
 
 
 def run(args) -> dict:
-    import numpy as np
-
     from converters import calibration, quantize, tools, verify
     from converters.cli import converted_dir
     from edgepose.profiler import device_facts

@@ -55,8 +55,8 @@ def main() -> None:
             per_image[str(path.relative_to(IMAGES))] = {
                 "mean_px": round(float(error), 3), "percent_of_diagonal": round(float(100 * error / diag), 3)}
         found = {"annotated": 0, "edgepose_max_people_10": 0, "mediapipe": 0}
-        for folder, annotations in SETS.items():
-            for name, people in load_coco_people(IMAGES / folder / annotations).items():
+        for folder, annotation_file in SETS.items():
+            for name, people in load_coco_people(IMAGES / folder / annotation_file).items():
                 bgr = cv2.imread(str(IMAGES / folder / name))
                 ref = mediapipe_keypoints(theirs, bgr)
                 found["annotated"] += len(people)

@@ -117,7 +117,6 @@ def run(data: bytes, x: np.ndarray) -> list[np.ndarray]:
 
 # -- tests -------------------------------------------------------------------------------------------
 import json  # noqa: E402
-import os  # noqa: E402
 
 import pytest  # noqa: E402
 
