@@ -171,6 +171,10 @@ class CombinedDetector:
             return self.primary.person_box(detection)
         return detection.box
 
+    def roi_box(self, detection: Detection) -> tuple[float, float, float, float] | None:
+        """The box a detection's ROI was made from: None for BlazePose's (rotated ROI)."""
+        return None if len(detection.keypoints) >= 2 else detection.box
+
     def close(self) -> None:
         self.primary.close()
         self.boxes.close()

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 SAME_PERSON_DISTANCE = 0.15
 # Two poses whose torso points are this close (fraction of ROI size) are one person.
 DUPLICATE_TORSO_DISTANCE = 0.1
+# New detections beyond max_people whose crops the landmark model may try in one frame
+# (a detection it rejects costs one run; the next candidate may be a person).
+EXTRA_CROPS = 2
 # A person lost for fewer than REID_FRAMES frames who is found again within REID_DISTANCE x
 # the crop size of where they were keeps their track id (the detector misses a frame, the
 # landmark model's presence dips on a small or half-hidden person).
@@ -221,11 +224,16 @@ class Pipeline:
             self._frames_since_detection += 1
 
         poses, auxiliary = [], []  # auxiliary: (2, 2) points that place each next crop
+        tries = o.max_people + EXTRA_CROPS  # crops of new detections, at most
         for track_id, roi, box in rois:
             if len(poses) >= o.max_people:
                 break
             if box is not None and any(_explains(p, box) for p in poses):
                 continue  # a person already found fills this box
+            if track_id is None:
+                if tries == 0:
+                    break
+                tries -= 1
             found = self._landmarks(img, swap, roi, clock)
             if found is not None and box is not None and o.refine_box_crops:
                 # A box carries no rotation nor hip centre: crop again where the first
@@ -308,8 +316,11 @@ class Pipeline:
         detector = self.person_detector
         found = detector.detect(img, "bgr" if swap else "rgb", self.detection_threshold, clock)
         found = [d for d in found if d.box[2] > d.box[0] and d.box[3] > d.box[1]]
-        box_rois = getattr(detector, "box_rois", False)
-        return [(detector.roi(d), d.box if box_rois and len(d.keypoints) < 2 else None) for d in found]
+        roi_box = getattr(detector, "roi_box", None)
+        if roi_box is None:
+            box_rois = getattr(detector, "box_rois", False)
+            return [(detector.roi(d), d.box if box_rois else None) for d in found]
+        return [(detector.roi(d), roi_box(d)) for d in found]
 
     def _landmarks(self, img: np.ndarray, swap: bool, roi: Roi,
                    clock: StageClock) -> tuple[Pose, np.ndarray] | None:

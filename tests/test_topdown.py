@@ -94,6 +94,24 @@ def test_a_box_a_found_person_fills_gets_no_crop_of_its_own(model_path):
     assert len(runs) == 4  # two boxes, each a first pass and its refined crop; no run for the copy
 
 
+def test_crops_of_new_detections_per_frame_are_bounded(model_path):
+    """A detector that returns many empty boxes costs at most max_people + EXTRA_CROPS
+    landmark runs a frame, not one per box."""
+    from edgepose.pipeline import EXTRA_CROPS
+    from edgepose.types import Detection
+
+    rgb = np.zeros((480, 640, 3), np.uint8)
+    boxes = [Detection(0.9 - 0.01 * i, (40.0 * i, 10.0, 40.0 * i + 30, 70.0), np.zeros((0, 2)))
+             for i in range(12)]
+    with Pipeline(person_detector=lambda image: boxes, model=model_path("full"),
+                  static_image_mode=True, max_people=1, threads=2) as pipe:
+        runs = []
+        run = pipe._landmark.run
+        pipe._landmark.run = lambda *a, **k: runs.append(1) or run(*a, **k)
+        assert pipe.process(rgb, color="rgb").poses == []
+    assert len(runs) == 1 + EXTRA_CROPS
+
+
 def test_video_mode_tracks_and_skips_the_detector(detector, model_path):
     import cv2
 
