@@ -49,9 +49,18 @@ MIN_POSE_SCORE = 0.2
 # MIN_TRACKED_KEYPOINTS of them and the person is lost.
 TRACK_KEYPOINT_SCORE = 0.3
 MIN_TRACKED_KEYPOINTS = 3
-# Boxes overlapping this much (IoU) are one person: a detection and a track, two crops,
-# or one person in consecutive frames (yolo-pose track ids).
+# Keypoints box -> person box for the next crop (rtmlib's 1.25; the crop adds its own
+# TOP_DOWN_PADDING).
+KEYPOINT_BOX_SCALE = 1.25
+# A detection covering this much of a tracked box (or covered by it) is that person.
+SAME_BOX_COVER = 0.6
+# A new person overlapping a box of the last frame this much (IoU) takes its id.
 SAME_BOX_IOU = 0.5
+# Two poses whose shoulders and hips are this close (fraction of the crop) are one person.
+DUPLICATE_TORSO_DISTANCE = 0.1
+_TORSO = [11, 12, 23, 24]
+# New detections beyond max_people whose crops may be tried in one frame.
+EXTRA_CROPS = 2
 # YOLO pads its letterbox with grey 114.
 YOLO_BORDER = 114.0
 
@@ -73,6 +82,11 @@ class CustomPipeline:
             raise ModelError(f"unknown decoder {o.decoder!r}: choose {', '.join(DECODERS)}")
         if o.keypoint_layout not in LAYOUTS:
             raise ModelError(f"unknown keypoint layout {o.keypoint_layout!r}: choose {', '.join(LAYOUTS)}")
+        if o.segmentation:
+            raise ModelError(f"--segmentation needs BlazePose's landmark model; --decoder {o.decoder} "
+                             "models give keypoints only")
+        if o.decoder not in TOP_DOWN and (person_detector is not None or o.detector not in ("blazepose", "detector")):
+            raise ModelError(f"--decoder {o.decoder} finds people itself: drop --detector {o.detector}")
         if not os.path.isfile(str(o.model)):
             raise ModelError(f"--decoder {o.decoder} runs your own model file: {o.model!r} is not "
                              "a file (give the path of a .onnx or .tflite model)")
@@ -113,9 +127,15 @@ class CustomPipeline:
         try:
             if o.input_size:
                 fields["size"] = parse_size(o.input_size)
-            return InputSpec.from_tensor(self._model.inputs[0], **fields)
+            spec = InputSpec.from_tensor(self._model.inputs[0], **fields)
         except ValueError as exc:
             raise ModelError(f"{self.landmark_path}: {exc}") from None
+        shape = tuple(self._model.inputs[0].shape)
+        h, w = (shape[2], shape[3]) if spec.channels == "first" else (shape[1], shape[2])
+        if (w > 0 and w != spec.size[0]) or (h > 0 and h != spec.size[1]):
+            raise ModelError(f"--input-size {o.input_size} does not fit {self.landmark_path}, whose "
+                             f"input is {h}x{w}: leave --input-size out")
+        return spec
 
     def _check_outputs(self) -> list[int]:
         """The indices of the outputs the decoder reads, found by shape."""
@@ -124,22 +144,36 @@ class CustomPipeline:
         have = "; ".join(str(s) for s in self._model.outputs)
         decoder = self.options.decoder
         if decoder == "heatmap":
-            found = [i for i, s in enumerate(shapes) if len(s) == 4 and k in (s[1], s[3])]
+            found = [i for i, s in enumerate(shapes) if len(s) == 4 and k in (s[1], s[3])][:1]
             want = f"(1, {k}, H, W) or (1, H, W, {k}) heatmaps"
         elif decoder == "simcc":
-            found = [i for i, s in enumerate(shapes) if len(s) == 3 and s[1] == k][:2]
+            found = self._simcc_outputs([i for i, s in enumerate(shapes) if len(s) == 3 and s[1] == k])
             want = f"two (1, {k}, bins) vectors, simcc_x then simcc_y"
-            if len(found) < 2:
-                found = []
         else:
             width = 5 + 3 * k
-            found = [i for i, s in enumerate(shapes) if len(s) == 3 and width in s[1:]]
+            found = [i for i, s in enumerate(shapes) if len(s) == 3 and width in s[1:]][:1]
             want = f"(1, {width}, anchors) or (1, anchors, {width}) rows"
         if not found:
             raise ModelError(f"{self.landmark_path} has no {decoder} output for {k} keypoints "
                              f"({self.layout.name}): expected {want}, found {have}. Check "
                              "--decoder and --keypoint-layout (docs/model_layouts.md)")
         return found
+
+    def _simcc_outputs(self, candidates: list[int]) -> list[int]:
+        """simcc_x then simcc_y: by name when the export names them so, else in model order,
+        swapped when only the other order gives both axes the same split ratio."""
+        if len(candidates) < 2:
+            return []
+        outs = self._model.outputs
+        names = {outs[i].name.lower(): i for i in candidates}
+        if "simcc_x" in names and "simcc_y" in names:
+            return [names["simcc_x"], names["simcc_y"]]
+        x, y = candidates[:2]
+        w, h = self.input_spec.size
+        bins_x, bins_y = outs[x].shape[-1], outs[y].shape[-1]
+        if bins_x * h != bins_y * w and bins_y * h == bins_x * w:
+            x, y = y, x
+        return [x, y]
 
     # -- public API -----------------------------------------------------------------------
     @property
@@ -201,42 +235,53 @@ class CustomPipeline:
 
     # -- steps ----------------------------------------------------------------------------
     def _top_down(self, img: np.ndarray, image_color: str, clock: StageClock):
-        """(pose, box it came from) for each person, and whether the detector ran."""
+        """(pose, the box its next crop comes from) for each person, and whether the
+        detector ran. A detection that covers a tracked person re-anchors that track's box
+        (so a crop that drifted or shrank with its keypoints is put right)."""
         o = self.options
-        crops = [(tr.id, tr.box) for tr in self._tracks]
+        crops = [[tr.id, tr.box] for tr in self._tracks]
         searched = self._should_detect(len(crops))
         if searched:
             detector = self.person_detector
             for d in detector.detect(img, image_color, self.detection_threshold, clock):
                 box = person_box(detector, d)
-                if box[2] > box[0] and box[3] > box[1] and not any(
-                        box_iou(box, b) >= SAME_BOX_IOU for _, b in crops):
-                    crops.append((-1, box))
+                if not (box[2] > box[0] and box[3] > box[1]):
+                    continue
+                tracked = max(crops, key=lambda c: _covered(c[1], box), default=None)
+                if tracked is not None and _covered(tracked[1], box) >= SAME_BOX_COVER:
+                    if tracked[0] >= 0:
+                        tracked[1] = box
+                else:
+                    crops.append([-1, box])
             self._frames_since_detection = 0
         else:
             self._frames_since_detection += 1
-        found = []
+        found, tries = [], o.max_people + EXTRA_CROPS
         for track_id, box in crops:
             if len(found) >= o.max_people:
                 break
+            if track_id < 0:
+                if tries == 0:
+                    break
+                tries -= 1
             pose = self._estimate(img, image_color, box, clock)
-            if pose is None:
-                continue
+            if pose is None or any(_same_body(pose, p, b) for p, b in found):
+                continue  # nobody there, or a person another crop found first
             pose.track_id = track_id
-            follow = _keypoint_box(pose, self.layout)
-            if any(box_iou(follow, b) >= SAME_BOX_IOU for _, b in found):
-                continue  # another crop found this person first
-            found.append((pose, follow))
-        self._lost_track = len([f for f in found if f[0].track_id >= 0]) < len(self._tracks)
+            # the next crop: the person's keypoints, or this crop when too few are sure
+            found.append((pose, _keypoint_box(pose, self.layout) or box))
+        alive = {p.track_id for p, _ in found}
+        self._lost_track = any(tr.id not in alive for tr in self._tracks)
         return found, searched
 
     def _should_detect(self, tracked: int) -> bool:
+        """Static images and no one tracked: always. Otherwise after a lost track and every
+        redetect_every frames, also when max_people are tracked: the detector re-anchors
+        the crops and finds newcomers."""
         o = self.options
-        if o.static_image_mode or tracked == 0:
+        if o.static_image_mode or tracked == 0 or self._lost_track:
             return True
-        if tracked >= o.max_people:
-            return False
-        return self._lost_track or self._frames_since_detection + 1 >= o.redetect_every
+        return self._frames_since_detection + 1 >= o.redetect_every
 
     def _estimate(self, img: np.ndarray, image_color: str, box, clock: StageClock) -> Pose | None:
         w, h = self.input_spec.size
@@ -274,9 +319,9 @@ class CustomPipeline:
         return found
 
     def _assign_ids(self, found: list) -> None:
-        """Top-down: a tracked crop keeps its id. Both: a new person takes the id of the
-        last frame's box it overlaps most (IoU >= SAME_BOX_IOU), else a new one. The next
-        frame's crops (top-down) follow the keypoints."""
+        """A tracked crop keeps its id; a new person takes the id of the last frame's box
+        it overlaps most (IoU >= SAME_BOX_IOU; bottom-up), else a new one. Their boxes
+        place the next frame's crops (top-down) and match the next frame's people."""
         free = [tr for tr in self._tracks if all(p.track_id != tr.id for p, _ in found)]
         for pose, box in found:
             if pose.track_id >= 0:
@@ -287,7 +332,7 @@ class CustomPipeline:
                 free.remove(best)
             else:
                 pose.track_id, self._next_id = self._next_id, self._next_id + 1
-        self._tracks = [_Track(p.track_id, box) for p, box in found if box is not None]
+        self._tracks = [_Track(p.track_id, box) for p, box in found]
 
 
 def person_box(detector, detection) -> tuple[float, float, float, float]:
@@ -298,7 +343,9 @@ def person_box(detector, detection) -> tuple[float, float, float, float]:
 
 
 def _keypoint_box(pose: Pose, layout) -> tuple[float, float, float, float] | None:
-    """The box round the pose's confident keypoints of ``layout`` (None: too few)."""
+    """The person box the pose's confident keypoints of ``layout`` give: their box,
+    enlarged KEYPOINT_BOX_SCALE x about its centre (joints sit inside the body's outline);
+    None when fewer than MIN_TRACKED_KEYPOINTS are sure."""
     rows = [r for r in layout.blazepose_rows if r is not None]
     kp = pose.keypoints[rows]
     seen = kp[kp[:, 3] >= TRACK_KEYPOINT_SCORE, :2]
@@ -307,5 +354,23 @@ def _keypoint_box(pose: Pose, layout) -> tuple[float, float, float, float] | Non
     (x0, y0), (x1, y1) = seen.min(axis=0), seen.max(axis=0)
     if x1 <= x0 or y1 <= y0:
         return None
-    return float(x0), float(y0), float(x1), float(y1)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    half_w, half_h = KEYPOINT_BOX_SCALE * (x1 - x0) / 2, KEYPOINT_BOX_SCALE * (y1 - y0) / 2
+    return float(cx - half_w), float(cy - half_h), float(cx + half_w), float(cy + half_h)
+
+
+def _covered(a, b) -> float:
+    """How much of the smaller of boxes a and b lies inside the other (0..1): a tight
+    keypoint box inside a detector's body square covers 1, where their IoU is small."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return ix * iy / smaller if smaller > 0 else 0.0
+
+
+def _same_body(a: Pose, b: Pose, box) -> bool:
+    """Two crops found one person: their torso joints (shoulders, hips) lie within
+    DUPLICATE_TORSO_DISTANCE x the crop's longer side of each other."""
+    torso = np.linalg.norm(a.keypoints[_TORSO, :2] - b.keypoints[_TORSO, :2], axis=1).mean()
+    return torso < DUPLICATE_TORSO_DISTANCE * max(box[2] - box[0], box[3] - box[1])
 

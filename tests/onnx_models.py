@@ -98,3 +98,17 @@ def pose_simcc_model(path: Path, keypoints: int = 17, input_hw=(256, 192)) -> Pa
              numpy_helper.from_array(np.array([1, 1, 2 * h], np.int64), "simcc_y_shape"),
              numpy_helper.from_array(np.array([1, keypoints, 1], np.int64), "per_keypoint")]
     return _save(helper.make_graph(nodes, "simcc", [x], outs, inits), path)
+
+
+def pose_colour_heatmap_model(path: Path, channel_of_keypoint, input_hw=(256, 192)) -> Path:
+    """A stand-in top-down heatmap model whose keypoints are tied to the picture, not to
+    the crop: keypoint k's map is input colour channel ``channel_of_keypoint[k]`` pooled
+    4x, so its peak is the spot of that colour. input (1, 3, H, W) -> (1, K, H/4, W/4)."""
+    h, w = input_hw
+    k = len(channel_of_keypoint)
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, h, w])
+    nodes = [helper.make_node("Gather", ["input", "channels"], ["picked"], axis=1),
+             helper.make_node("AveragePool", ["picked"], ["heatmaps"], kernel_shape=[4, 4], strides=[4, 4])]
+    inits = [numpy_helper.from_array(np.asarray(channel_of_keypoint, np.int64), "channels")]
+    out = helper.make_tensor_value_info("heatmaps", TensorProto.FLOAT, [1, k, h // 4, w // 4])
+    return _save(helper.make_graph(nodes, "colour_heatmap", [x], [out], inits), path)

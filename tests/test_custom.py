@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from onnx_models import constant_model, pose_heatmap_model, pose_simcc_model
+from onnx_models import constant_model, pose_colour_heatmap_model, pose_heatmap_model, pose_simcc_model
 
 from edgepose.custom import CustomPipeline
 from edgepose.engines import create_pipeline
@@ -71,18 +71,42 @@ def test_heatmap_model_keypoints_land_where_its_maps_point(heatmap_model):
     assert poses[0].score > 0.2 and np.allclose(poses[0].keypoints[COCO, 3], poses[0].coco17[:, 3])
 
 
-def test_heatmap_model_tracks_the_person_between_frames(heatmap_model):
-    """Video mode: the detector runs once; the next crop follows the keypoints, one id."""
-    detector = BoxAround()
-    with CustomPipeline(model=heatmap_model, decoder="heatmap", normalize="unit",
-                        person_detector=detector, threads=1) as pipe:
-        results = [pipe.process(spot_frame(300 + 6 * i, 200 + 3 * i), timestamp_ms=33.0 * i)
-                   for i in range(6)]
-    assert detector.calls == 1
-    assert [[p.track_id for p in r.poses] for r in results] == [[0]] * 6
-    for i, r in enumerate(results):
-        centre = r.poses[0].keypoints[COCO, :2].mean(axis=0)
-        assert np.hypot(*(centre - (300 + 6 * i, 200 + 3 * i))) < 12, (i, centre)
+def two_spot_frame(head, feet, size=(480, 640)) -> np.ndarray:
+    """Black BGR frame with a red 10x10 spot at ``head`` and a blue one at ``feet``."""
+    frame = np.zeros((*size, 3), np.uint8)
+    for (x, y), colour in ((head, (0, 0, 255)), (feet, (255, 0, 0))):
+        frame[y - 5:y + 5, x - 5:x + 5] = colour
+    return frame
+
+
+class BoxAroundSpots(BoxAround):
+    """Boxes everything lit: the two spots (a 'person' from head to feet)."""
+
+    def __call__(self, image_rgb):
+        self.calls += 1
+        ys, xs = np.nonzero(image_rgb.max(axis=2) > 128)
+        return [Detection(0.9, (xs.min() - 20.0, ys.min() - 10.0, xs.max() + 20.0, ys.max() + 10.0),
+                          np.zeros((0, 2)))]
+
+
+@pytest.mark.parametrize("redetect_every", [10, 3])
+def test_heatmap_model_tracks_the_person_between_frames(tmp_path, redetect_every):
+    """Video mode: the next crop follows the keypoints (here tied to the picture: keypoints
+    0-8 on the red spot, 9-16 on the blue one, 200 px below), so they stay on the spots as
+    the 'person' walks; one id. The detector runs on the first frame, then every
+    redetect_every frames to re-anchor the crop, even with max_people tracked."""
+    path = str(pose_colour_heatmap_model(tmp_path / "colour.onnx", [0] * 9 + [2] * 8))
+    detector = BoxAroundSpots()
+    steps = [(300 + 12 * i, 100 + 4 * i) for i in range(8)]
+    with CustomPipeline(model=path, decoder="heatmap", normalize="unit", person_detector=detector,
+                        redetect_every=redetect_every, threads=1) as pipe:
+        results = [pipe.process(two_spot_frame((x, y), (x + 30, y + 200)), timestamp_ms=33.0 * i)
+                   for i, (x, y) in enumerate(steps)]
+    assert detector.calls == len(range(0, len(steps), redetect_every))
+    assert [[p.track_id for p in r.poses] for r in results] == [[0]] * len(steps)
+    for r, (x, y) in zip(results, steps):
+        kp = r.poses[0].keypoints[COCO, :2]
+        assert np.abs(kp[:9] - (x, y)).max() < 6 and np.abs(kp[9:] - (x + 30, y + 200)).max() < 6, kp
 
 
 def test_simcc_model_finds_the_spot(tmp_path):
@@ -95,6 +119,22 @@ def test_simcc_model_finds_the_spot(tmp_path):
     assert len(poses) == 1
     got = poses[0].keypoints[COCO, :2]
     assert np.abs(got - [420, 260]).max() < 6, got
+
+
+def test_simcc_outputs_listed_y_first_are_read_by_name(tmp_path):
+    """An export that lists simcc_y before simcc_x: the names (or the split ratios) say
+    which is which."""
+    from edgepose.decoders.geometry import apply_transform, box_crop_transform
+
+    x, y = np.zeros((1, 17, 384), np.float32), np.zeros((1, 17, 512), np.float32)
+    x[..., 200], y[..., 100] = 5.0, 5.0  # input (100, 50) at split ratio 2
+    path = str(constant_model(tmp_path / "yx.onnx", (1, 3, 256, 192), {"simcc_y": y, "simcc_x": x}))
+    with CustomPipeline(model=path, decoder="simcc", person_detector=BoxAround(),
+                        static_image_mode=True, threads=1) as pipe:
+        pose = pipe.process(spot_frame(300, 200)).poses[0]
+    box = (239.5, 99.5, 359.5, 299.5)  # BoxAround: the spot covers pixels 295..304, 195..204
+    expected = apply_transform(np.array([[100.0, 50.0]]), box_crop_transform(box, 192, 256))
+    np.testing.assert_allclose(pose.keypoints[COCO, :2], np.repeat(expected, 17, axis=0), atol=1e-3)
 
 
 def yolo_rows(anchors: int = 20) -> np.ndarray:
@@ -139,6 +179,12 @@ def test_wrong_decoder_for_the_model_is_one_clear_error(tmp_path, heatmap_model)
         assert pipe.input_spec.size == (320, 320)
     with pytest.raises(ValueError, match="decoder must be one of heatmap, simcc, yolo-pose"):
         CustomPipeline(model=heatmap_model, decoder="hrnet")
+    with pytest.raises(ModelError, match="does not fit .* whose input is 256x192"):
+        CustomPipeline(model=heatmap_model, decoder="heatmap", input_size="320", person_detector=BoxAround())
+    with pytest.raises(ModelError, match="finds people itself: drop --detector centernet"):
+        CustomPipeline(model=str(dynamic), decoder="yolo-pose", input_size="320", detector="centernet")
+    with pytest.raises(ModelError, match="--segmentation needs BlazePose"):
+        CustomPipeline(model=heatmap_model, decoder="heatmap", segmentation=True, person_detector=BoxAround())
 
 
 def test_cli_runs_a_yolo_pose_model_from_flags(tmp_path):
