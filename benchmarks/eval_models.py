@@ -120,13 +120,14 @@ def markdown(results: dict, more: list[str]) -> str:
     head = ["configuration"]
     for g in groups:
         head += [f"AP, {names[g]}", f"found (of {first[g]['annotated_people']})"]
-    head += ["street ms/frame", "people per street frame"]
+    head += ["street ms/frame", "people per street frame", "street track ids"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for key, r in results.items():
         cells = [key]
         for g in groups:
             cells += [f"{r[g]['mean']['AP']:.3f}", str(r[g]["people_found"])]
-        cells += [f"{r['street_video']['mean_ms']:.1f}", f"{r['street_video']['mean_people']:.1f}"]
+        video = r["street_video"]
+        cells += [f"{video['mean_ms']:.1f}", f"{video['mean_people']:.1f}", str(video["track_ids"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
