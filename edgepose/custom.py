@@ -31,7 +31,7 @@ import numpy as np
 from edgepose import smoothing
 from edgepose.backends import load_model
 from edgepose.decoders import heatmap, simcc, yolo_pose
-from edgepose.decoders.geometry import box_crop_transform, box_iou, letterbox_transform
+from edgepose.decoders.geometry import box_crop_transform, letterbox_transform
 from edgepose.decoders.preprocess import InputSpec, make_input, parse_size
 from edgepose.detectors import PersonDetector, as_person_detector, backend_options, open_detector
 from edgepose.errors import ModelError
@@ -39,6 +39,7 @@ from edgepose.image import as_color_image
 from edgepose.keypoints import LAYOUTS, to_pose
 from edgepose.pipeline import Options, _default_threads
 from edgepose.profiler import StageClock
+from edgepose.tracking import BoxTracker
 from edgepose.types import FrameResult, Pose
 
 DECODERS = ("heatmap", "simcc", "yolo-pose")
@@ -109,8 +110,8 @@ class CustomPipeline:
             raise
         config = o.smoothing_config
         self._smoother = smoothing.Smoother(config) if config else None
-        self._tracks: list[_Track] = []
-        self._next_id = 0
+        self._tracks: list[_Track] = []  # top-down: where each person's next crop is
+        self._ids = BoxTracker(SAME_BOX_IOU)
         self._frames_since_detection = 0
         self._lost_track = False
 
@@ -217,6 +218,7 @@ class CustomPipeline:
     def reset(self) -> None:
         """Forget every track (e.g. between unrelated videos)."""
         self._tracks = []
+        self._ids.reset()
         self._frames_since_detection = 0
         self._lost_track = False
         if self._smoother is not None:
@@ -319,19 +321,12 @@ class CustomPipeline:
         return found
 
     def _assign_ids(self, found: list) -> None:
-        """A tracked crop keeps its id; a new person takes the id of the last frame's box
-        it overlaps most (IoU >= SAME_BOX_IOU; bottom-up), else a new one. Their boxes
-        place the next frame's crops (top-down) and match the next frame's people."""
-        free = [tr for tr in self._tracks if all(p.track_id != tr.id for p, _ in found)]
-        for pose, box in found:
-            if pose.track_id >= 0:
-                continue
-            best = max(free, key=lambda tr: box_iou(tr.box, box), default=None)
-            if best is not None and box_iou(best.box, box) >= SAME_BOX_IOU:
-                pose.track_id = best.id
-                free.remove(best)
-            else:
-                pose.track_id, self._next_id = self._next_id, self._next_id + 1
+        """A tracked crop keeps its id; a new person takes the id of a recent box it
+        overlaps (:class:`~edgepose.tracking.BoxTracker`), else a new one. The boxes place
+        the next frame's crops (top-down)."""
+        ids = self._ids.assign([box for _, box in found], [p.track_id for p, _ in found])
+        for (pose, _), track_id in zip(found, ids):
+            pose.track_id = track_id
         self._tracks = [_Track(p.track_id, box) for p, box in found]
 
 

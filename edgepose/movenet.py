@@ -21,7 +21,7 @@ import numpy as np
 from edgepose import models, smoothing
 from edgepose.backends import load_model
 from edgepose.decoders import movenet as mn
-from edgepose.decoders.geometry import box_iou, letterbox_transform
+from edgepose.decoders.geometry import letterbox_transform
 from edgepose.decoders.preprocess import InputSpec, make_input
 from edgepose.detectors import backend_options, model_task
 from edgepose.errors import ModelError
@@ -29,6 +29,7 @@ from edgepose.image import as_color_image
 from edgepose.keypoints import to_pose
 from edgepose.pipeline import Options, _default_threads
 from edgepose.profiler import StageClock
+from edgepose.tracking import BoxTracker
 from edgepose.types import FrameResult, Pose
 
 # A person (MultiPose) or a single-pose result whose mean keypoint score is below this is
@@ -71,9 +72,9 @@ class MoveNetPipeline:
         config = o.smoothing_config
         self._smoother = smoothing.Smoother(config) if config else None
         self._crop = None            # single pose: next frame's crop region
-        self._tracks: list[tuple[int, tuple]] = []  # multipose: (id, box) of last frame
+        self._track_id: int | None = None  # single pose: the id while someone is found
+        self._ids = BoxTracker(TRACK_IOU)  # multipose: ids from the model's boxes
         self._boxes: list[tuple] = []  # multipose: this frame's boxes, in pose order
-        self._next_id = 0
         self._searched_all = True
 
     def _check_model(self) -> bool:
@@ -152,32 +153,24 @@ class MoveNetPipeline:
         return [pose for _, pose in found]
 
     def _assign_ids(self, poses: list[Pose]) -> None:
-        """Single pose: one track while someone is found. MultiPose: greedy box IoU with
-        the last frame's people."""
-        if not self.multipose:
-            if not poses:
-                self._crop = None
-                self._tracks = []
-                return
-            if not self._tracks:
-                self._tracks = [(self._next_id, ())]
-                self._next_id += 1
-            poses[0].track_id = self._tracks[0][0]
+        """Single pose: one track while someone is found. MultiPose: by box IoU
+        (:class:`~edgepose.tracking.BoxTracker`)."""
+        if self.multipose:
+            for pose, track_id in zip(poses, self._ids.assign(self._boxes)):
+                pose.track_id = track_id
             return
-        boxes = self._boxes
-        free = list(self._tracks)
-        for pose, box in zip(poses, boxes):
-            best = max(free, key=lambda tr: box_iou(tr[1], box), default=None)
-            if best is not None and box_iou(best[1], box) >= TRACK_IOU:
-                pose.track_id = best[0]
-                free.remove(best)
-            else:
-                pose.track_id, self._next_id = self._next_id, self._next_id + 1
-        self._tracks = [(p.track_id, b) for p, b in zip(poses, boxes)]
+        if not poses:
+            self._crop = None
+            self._track_id = None
+            return
+        if self._track_id is None:
+            self._track_id = self._ids.assign([None])[0]
+        poses[0].track_id = self._track_id
 
     def reset(self) -> None:
         self._crop = None
-        self._tracks = []
+        self._track_id = None
+        self._ids.reset()
         if self._smoother is not None:
             self._smoother.reset()
 
