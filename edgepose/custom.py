@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 
 import numpy as np
 
@@ -208,10 +207,7 @@ class CustomPipeline:
             return FrameResult(poses, (width, height), timestamp_ms, clock.ms, searched)
         self._assign_ids(found)
         if self._smoother is not None:
-            t = clock.start()
-            seconds = timestamp_ms / 1000.0 if timestamp_ms is not None else time.monotonic()
-            self._smoother.step(poses, seconds)
-            clock.stop("smoothing", t)
+            self._smoother.step_frame(poses, timestamp_ms, clock)
         poses.sort(key=lambda p: p.track_id)
         return FrameResult(poses, (width, height), timestamp_ms, clock.ms, searched)
 

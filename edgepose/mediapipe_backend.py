@@ -39,7 +39,6 @@ import math
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
@@ -149,11 +148,9 @@ class _MediaPipePipeline:
                 mask=mask if o.segmentation else None,
             ))
         self._previous_people = len(poses)
-        t = clock.stop("postprocess", t)
+        clock.stop("postprocess", t)
         if self._smoother is not None:
-            seconds = timestamp_ms / 1000.0 if timestamp_ms is not None else time.monotonic()
-            self._smoother.step(poses, seconds)
-            clock.stop("smoothing", t)
+            self._smoother.step_frame(poses, timestamp_ms, clock)
         return FrameResult(poses, (width, height), timestamp_ms, clock.ms, detector_ran)
 
     def reset(self) -> None:

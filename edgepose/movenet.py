@@ -14,7 +14,6 @@ are here); any file with MoveNet's input and output also works.
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import numpy as np
 
@@ -110,10 +109,7 @@ class MoveNetPipeline:
         else:
             self._assign_ids(poses)
             if self._smoother is not None:
-                t = clock.start()
-                seconds = timestamp_ms / 1000.0 if timestamp_ms is not None else time.monotonic()
-                self._smoother.step(poses, seconds)
-                clock.stop("smoothing", t)
+                self._smoother.step_frame(poses, timestamp_ms, clock)
         poses.sort(key=lambda p: p.track_id)
         # "detector ran": the whole image was searched (MultiPose always; single pose when
         # nobody was tracked), not a crop that followed a person

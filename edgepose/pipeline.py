@@ -9,7 +9,6 @@ import dataclasses
 import logging
 import os
 import struct
-import time
 
 import numpy as np
 
@@ -258,10 +257,7 @@ class Pipeline:
             if pose.track_id < 0:
                 pose.track_id = self._reidentify(roi_from_points(aux[0], aux[1]))
         if self._smoother is not None:
-            t = clock.start()
-            seconds = timestamp_ms / 1000.0 if timestamp_ms is not None else time.monotonic()
-            auxiliary = self._smoother.step(poses, seconds, auxiliary)
-            clock.stop("smoothing", t)
+            auxiliary = self._smoother.step_frame(poses, timestamp_ms, clock, auxiliary)
         alive = {p.track_id for p in poses}
         self._lost_track = any(tr.id not in alive for tr in tracks)
         self._lost = [(tr, f) for tr, f in self._lost if self._frame - f < REID_FRAMES and tr.id not in alive]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import time
 
 import numpy as np
 
@@ -214,6 +215,16 @@ class Smoother:
             if auxiliary is not None:
                 smoothed_aux.append(person.apply_auxiliary(auxiliary[i], t, scale))
         return smoothed_aux
+
+    def step_frame(self, poses: list[Pose], timestamp_ms: float | None, clock,
+                   auxiliary: list[np.ndarray] | None = None) -> list[np.ndarray]:
+        """:meth:`step` at a frame's timestamp (ms; the monotonic clock when None), timed
+        as the "smoothing" stage of ``clock`` (a :class:`~edgepose.profiler.StageClock`)."""
+        t = clock.start()
+        seconds = timestamp_ms / 1000.0 if timestamp_ms is not None else time.monotonic()
+        out = self.step(poses, seconds, auxiliary)
+        clock.stop("smoothing", t)
+        return out
 
     def reset(self) -> None:
         self._people.clear()
