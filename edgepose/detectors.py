@@ -2,7 +2,9 @@
 
 A person detector finds people in a whole frame and says where the landmark model should
 look for each: ``detect(image, color, min_score, clock) -> list[Detection]`` (boxes in
-image pixels, best first) and ``roi(detection) -> Roi``.
+image pixels, best first) and ``roi(detection) -> Roi``; optionally ``roi_box(detection)``,
+the box an unrotated ROI was made from (None for a rotated one), which gets the pipeline's
+second, rotated landmark pass and is skipped when a pose already found fills it.
 
 - :class:`BlazePoseDetector`: MediaPipe's own (face-led: it sees faces, and predicts the
   body from them); its ROI is rotated, from the two alignment points, as in MediaPipe.
@@ -67,7 +69,6 @@ class BlazePoseDetector:
     """
 
     name = "blazepose"
-    box_rois = False  # its ROI is rotated and hip-centred already
     # Default score threshold. With several people the detector's low-score candidates are
     # often real people seen from behind or far away (on the shared AIC/CrowdPose/MHP/ExLPose
     # images: 8 of 23 annotated people found at 0.5, 13 of 23 at 0.1, every returned pose
@@ -114,6 +115,10 @@ class BlazePoseDetector:
         """The body square its alignment points predict (its box is the face)."""
         return _body_box(detection.keypoints)
 
+    def roi_box(self, detection: Detection) -> None:
+        """None: its ROI comes from the alignment points (rotated, hip-centred)."""
+        return None
+
     def detect_in(self, image: np.ndarray, color: str, region: tuple[float, float, float],
                   min_score: float) -> list[Detection]:
         """Detections inside the square ``region`` (x0, y0, side in pixels) of ``image``,
@@ -142,8 +147,6 @@ class CombinedDetector:
     rejected, or that BlazePose never saw (people from behind, far away, in crowds), still
     gets its own crop.
     """
-
-    box_rois = True  # for the added boxes (Detection.keypoints empty)
 
     def __init__(self, primary: BlazePoseDetector, boxes: BoxDetector) -> None:
         self.primary, self.boxes = primary, boxes
@@ -203,8 +206,6 @@ class BoxDetector:
         self.name, self._model, self.input_spec, self._decode, self.fit = name, model, input_spec, decode, fit
         self._scores = (single_person_score, multi_person_score)
 
-    box_rois = True  # square, unrotated ROIs from boxes
-
     @property
     def runtime(self) -> str:
         return getattr(self._model, "runtime", "")
@@ -231,6 +232,10 @@ class BoxDetector:
     def roi(self, detection: Detection) -> Roi:
         return roi_from_box(detection.box)
 
+    def roi_box(self, detection: Detection) -> tuple[float, float, float, float]:
+        """The box its square, unrotated ROI comes from."""
+        return detection.box
+
     def __call__(self, image_rgb: np.ndarray) -> list[Detection]:
         return self.detect(image_rgb)
 
@@ -249,7 +254,6 @@ class CallableDetector:
             raise TypeError(f"a person detector must be callable, got {type(fn).__name__}")
         self.name, self._fn, self._roi, self._min_score = name, fn, roi_from_detection, min_score
         self.runtime = ""
-        self.box_rois = roi_from_detection is None
 
     def default_score(self, multi_person: bool) -> float:
         return self._min_score
@@ -269,6 +273,9 @@ class CallableDetector:
 
     def roi(self, detection: Detection) -> Roi:
         return self._roi(detection) if self._roi else roi_from_box(detection.box)
+
+    def roi_box(self, detection: Detection) -> tuple[float, float, float, float] | None:
+        return None if self._roi else detection.box
 
     def close(self) -> None:
         close = getattr(self._fn, "close", None)

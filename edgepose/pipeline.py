@@ -21,6 +21,7 @@ from edgepose.blazepose.roi import roi_from_points
 from edgepose.decoders.geometry import box_iou
 from edgepose.image import as_color_image
 from edgepose.profiler import StageClock
+from edgepose.tracking import BoxTracker
 from edgepose.types import FrameResult, Pose, Roi
 
 log = logging.getLogger(__name__)
@@ -32,11 +33,11 @@ DUPLICATE_TORSO_DISTANCE = 0.1
 # New detections beyond max_people whose crops the landmark model may try in one frame
 # (a detection it rejects costs one run; the next candidate may be a person).
 EXTRA_CROPS = 2
-# A person lost for fewer than REID_FRAMES frames who is found again within REID_DISTANCE x
-# the crop size of where they were keeps their track id (the detector misses a frame, the
-# landmark model's presence dips on a small or half-hidden person).
-REID_FRAMES = 25
-REID_DISTANCE = 0.25
+# A new person whose crop overlaps the crop of someone lost in the last
+# tracking.MEMORY_FRAMES frames this much (IoU of the unrotated squares: centres within
+# about a quarter of the side) takes their id back (the detector missed them, or the
+# landmark model's presence dipped on a small or half-hidden person).
+REID_IOU = 0.6
 # A person box overlapping a found pose's visible joints this much (IoU) is that person.
 EXPLAINED_IOU = 0.5
 _TORSO = [11, 12, 23, 24]
@@ -178,9 +179,7 @@ class Pipeline:
         config = o.smoothing_config
         self._smoother = smoothing.Smoother(config) if config else None
         self._tracks: list[_Track] = []
-        self._next_id = 0
-        self._lost: list[tuple[_Track, int]] = []  # tracks lost lately, with the frame they went
-        self._frame = 0
+        self._ids = BoxTracker(REID_IOU)
         self._frames_since_detection = 0
         self._lost_track = False
 
@@ -252,16 +251,13 @@ class Pipeline:
                 pose.track_id = i
             return FrameResult(poses, (width, height), timestamp_ms, clock.ms, detector_ran)
 
-        self._frame += 1
-        for pose, aux in zip(poses, auxiliary):
-            if pose.track_id < 0:
-                pose.track_id = self._reidentify(roi_from_points(aux[0], aux[1]))
+        crops = [_square(roi_from_points(a[0], a[1])) for a in auxiliary]
+        for pose, track_id in zip(poses, self._ids.assign(crops, [p.track_id for p in poses])):
+            pose.track_id = track_id
         if self._smoother is not None:
             auxiliary = self._smoother.step_frame(poses, timestamp_ms, clock, auxiliary)
         alive = {p.track_id for p in poses}
         self._lost_track = any(tr.id not in alive for tr in tracks)
-        self._lost = [(tr, f) for tr, f in self._lost if self._frame - f < REID_FRAMES and tr.id not in alive]
-        self._lost += [(tr, self._frame) for tr in tracks if tr.id not in alive]
         self._tracks = [_Track(p.track_id, roi_from_points(a[0], a[1])) for p, a in zip(poses, auxiliary)]
         poses.sort(key=lambda p: p.track_id)
         return FrameResult(poses, (width, height), timestamp_ms, clock.ms, detector_ran)
@@ -269,7 +265,7 @@ class Pipeline:
     def reset(self) -> None:
         """Forget every track (e.g. between unrelated videos)."""
         self._tracks = []
-        self._lost = []
+        self._ids.reset()
         self._frames_since_detection = 0
         self._lost_track = False
         if self._smoother is not None:
@@ -286,18 +282,6 @@ class Pipeline:
         self.close()
 
     # -- steps ----------------------------------------------------------------------------
-    def _reidentify(self, roi: Roi) -> int:
-        """The id of the person lost in the last REID_FRAMES frames whose crop was
-        nearest ``roi`` (within REID_DISTANCE x the crop size), else a new id."""
-        near = [(np.hypot(roi.cx - tr.roi.cx, roi.cy - tr.roi.cy) / min(roi.size, tr.roi.size), i)
-                for i, (tr, _) in enumerate(self._lost)]
-        near = [(d, i) for d, i in near if d < REID_DISTANCE]
-        if near:
-            track, _ = self._lost.pop(min(near)[1])
-            return track.id
-        self._next_id += 1
-        return self._next_id - 1
-
     def _should_detect(self, tracked: int) -> bool:
         o = self.options
         if o.static_image_mode or tracked == 0:
@@ -312,10 +296,7 @@ class Pipeline:
         detector = self.person_detector
         found = detector.detect(img, "bgr" if swap else "rgb", self.detection_threshold, clock)
         found = [d for d in found if d.box[2] > d.box[0] and d.box[3] > d.box[1]]
-        roi_box = getattr(detector, "roi_box", None)
-        if roi_box is None:
-            box_rois = getattr(detector, "box_rois", False)
-            return [(detector.roi(d), d.box if box_rois else None) for d in found]
+        roi_box = getattr(detector, "roi_box", lambda d: None)
         return [(detector.roi(d), roi_box(d)) for d in found]
 
     def _landmarks(self, img: np.ndarray, swap: bool, roi: Roi,
@@ -378,6 +359,12 @@ def _explains(pose: Pose, box: tuple) -> bool:
     if len(seen) < 2:
         return False
     return box_iou((*seen.min(axis=0), *seen.max(axis=0)), box) >= EXPLAINED_IOU
+
+
+def _square(roi: Roi) -> tuple[float, float, float, float]:
+    """The ROI's square, unrotated: (x0, y0, x1, y1)."""
+    half = roi.size / 2
+    return roi.cx - half, roi.cy - half, roi.cx + half, roi.cy + half
 
 
 def _same_person(a: Roi, b: Roi) -> bool:

@@ -1,11 +1,12 @@
 """Track ids from person boxes, for the pipelines whose models give boxes (MoveNet
-MultiPose, your own models behind ``--decoder``).
+MultiPose, your own models behind ``--decoder``) and for the people the BlazePose
+pipeline finds again.
 
 A person takes the id of the box it overlaps most among those seen in the last
 ``memory`` frames (IoU >= ``min_iou``): the person in the last frame first of all, and one
 lost for a few frames (missed, hidden) when found again where they were. Otherwise a new
-id. The BlazePose pipeline follows its crops instead and keeps lost tracks the same way
-(``pipeline.REID_FRAMES``).
+id. The BlazePose pipeline's crops follow their person; it gives the crops of new
+people to a BoxTracker too, so someone lost for a few frames gets their id back.
 """
 
 from __future__ import annotations

@@ -75,14 +75,14 @@ def test_person_gone_means_track_lost(street_frames, model_path):
 
 def test_a_person_back_after_a_short_gap_keeps_their_id(street_frames, model_path):
     """Hidden for a few frames (here: blank frames), found again where they were: same id
-    (REID_FRAMES); gone for longer: a new id."""
+    (tracking.MEMORY_FRAMES); gone for longer: a new id."""
     from edgepose import Pipeline
-    from edgepose.pipeline import REID_FRAMES
+    from edgepose.tracking import MEMORY_FRAMES
 
     empty = np.full_like(street_frames[0], 127)
     short = [street_frames[0], street_frames[1], empty, empty, empty, street_frames[5]]
-    long = [street_frames[0], *[empty] * (REID_FRAMES + 1), street_frames[1]]
-    for frames, ids in ((short, [0, 0, None, None, None, 0]), (long, [0, *[None] * (REID_FRAMES + 1), 1])):
+    long = [street_frames[0], *[empty] * (MEMORY_FRAMES + 1), street_frames[1]]
+    for frames, ids in ((short, [0, 0, None, None, None, 0]), (long, [0, *[None] * (MEMORY_FRAMES + 1), 1])):
         with Pipeline(model=model_path("full"), detector=model_path("detector"), threads=2) as pipe:
             got = [pipe.process(f, timestamp_ms=20.0 * i).poses for i, f in enumerate(frames)]
         assert [p[0].track_id if p else None for p in got] == ids
