@@ -36,7 +36,7 @@ from edgepose.detectors import PersonDetector, as_person_detector, backend_optio
 from edgepose.errors import ModelError
 from edgepose.image import as_color_image
 from edgepose.keypoints import LAYOUTS, to_pose
-from edgepose.pipeline import Options, _default_threads
+from edgepose.pipeline import _TORSO, DUPLICATE_TORSO_DISTANCE, EXTRA_CROPS, Options, _default_threads
 from edgepose.profiler import StageClock
 from edgepose.tracking import BoxTracker
 from edgepose.types import FrameResult, Pose
@@ -56,11 +56,6 @@ KEYPOINT_BOX_SCALE = 1.25
 SAME_BOX_COVER = 0.6
 # A new person overlapping a box of the last frame this much (IoU) takes its id.
 SAME_BOX_IOU = 0.5
-# Two poses whose shoulders and hips are this close (fraction of the crop) are one person.
-DUPLICATE_TORSO_DISTANCE = 0.1
-_TORSO = [11, 12, 23, 24]
-# New detections beyond max_people whose crops may be tried in one frame.
-EXTRA_CROPS = 2
 # YOLO pads its letterbox with grey 114.
 YOLO_BORDER = 114.0
 
