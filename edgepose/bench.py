@@ -1,5 +1,5 @@
-"""`edgepose bench`: a latency matrix of models x backends x threads on a fixed set of
-frames, in the manner of TFLite's benchmark_model (warm-up, then N timed runs; count,
+"""`edgepose bench`: a latency matrix of models x person detectors x backends x threads
+on a fixed set of frames, in the manner of TFLite's benchmark_model (warm-up, then N timed runs; count,
 mean, std, min, p50, p90, p99), written as JSON, a Markdown table and a PNG plot.
 
 JSON schema ``edgepose.bench/1``::
@@ -9,7 +9,8 @@ JSON schema ``edgepose.bench/1``::
      "source": {"name": str, "frames": int, "size": [w, h], "mode": "video" | "image"},
      "settings": {"warmup": int, "runs": int},
      "results": [{"model": str, "model_file": str, "model_sha256": str, "backend": str,
-                  "runtime": str | null, "threads": int,
+                  "runtime": str | null, "threads": int, "detector": str,
+                  "max_people": int, "decoder": str | null,
                   "latency_ms": {"count", "mean", "std", "min", "p50", "p90", "p99", "max"},
                   "fps": float (1000 / mean latency),
                   "stages_ms": {stage: same statistics},
@@ -63,7 +64,8 @@ def load_frames(spec: str | None, limit: int) -> tuple[list[np.ndarray], str, st
 
 
 def run_config(backend: str, model: str, threads: int, frames: list[np.ndarray], mode: str,
-               fps: float, warmup: int, runs: int, progress=None) -> dict:
+               fps: float, warmup: int, runs: int, progress=None, detector: str = "blazepose",
+               max_people: int = 1, decoder: str | None = None) -> dict:
     """Time ``runs`` process() calls after ``warmup`` untimed ones, cycling over frames
     (video mode restarts tracking at each wrap, as a new clip)."""
     from edgepose.engines import create_pipeline
@@ -73,8 +75,12 @@ def run_config(backend: str, model: str, threads: int, frames: list[np.ndarray],
     from edgepose.cli import native_stderr_quiet
 
     with native_stderr_quiet(not log.isEnabledFor(logging.INFO)):
-        pipe = create_pipeline(backend, model=model, threads=threads,
-                               static_image_mode=mode == "image", smoothing="none")
+        try:
+            pipe = create_pipeline(backend, model=model, threads=threads, detector=detector,
+                                   max_people=max_people, decoder=decoder,
+                                   static_image_mode=mode == "image", smoothing="none")
+        except ValueError as exc:  # an option out of range
+            raise InputError(str(exc)) from None
     per_frame = []
     profile = Profiler()  # pads the stages a frame skipped, counts people
     try:
@@ -101,6 +107,9 @@ def run_config(backend: str, model: str, threads: int, frames: list[np.ndarray],
         "backend": backend,
         "runtime": getattr(pipe, "runtime", None),
         "threads": threads,
+        "detector": detector,
+        "max_people": max_people,
+        "decoder": decoder,
         "latency_ms": latency,
         "fps": round(1000.0 / latency["mean"], 2),
         "stages_ms": profile.stage_stats(),
@@ -109,15 +118,30 @@ def run_config(backend: str, model: str, threads: int, frames: list[np.ndarray],
     }
 
 
+def _detector_label(r: dict) -> str | None:
+    """'centernet, 5 people' for a result off the default (BlazePose's detector, one
+    person); None on the default, and for reports made before detectors were recorded."""
+    detector, people = r.get("detector", "blazepose"), r.get("max_people", 1)
+    if detector == "blazepose" and people == 1 and not r.get("decoder"):
+        return None
+    decoder = r.get("decoder")
+    who = decoder if decoder == "yolo-pose" else f"{detector} + {decoder}" if decoder else detector
+    return f"{who}, {people} {'person' if people == 1 else 'people'}"
+
+
 def markdown_table(report: dict) -> str:
-    head = ("| model | backend | threads | mean ms | std | min | p50 | p90 | p99 | FPS | landmark ms |\n"
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+    labels = [_detector_label(r) for r in report["results"]]
+    extra = any(labels)
+    head = ("| model | " + ("detector | " if extra else "") + "backend | threads | mean ms | std | min | "
+            "p50 | p90 | p99 | FPS | landmark ms |\n"
+            "|" + " --- |" * (11 + extra) + "\n")
     rows = []
-    for r in report["results"]:
+    for r, label in zip(report["results"], labels):
         lat = r["latency_ms"]
         landmark = r["stages_ms"].get("landmark", {}).get("mean")
+        detector = f"{label or 'blazepose, 1 person'} | " if extra else ""
         rows.append(
-            f"| {r['model']} | {r['backend']} | {r['threads']} | {lat['mean']:.2f} | {lat['std']:.2f} | "
+            f"| {r['model']} | {detector}{r['backend']} | {r['threads']} | {lat['mean']:.2f} | {lat['std']:.2f} | "
             f"{lat['min']:.2f} | {lat['p50']:.2f} | {lat['p90']:.2f} | {lat['p99']:.2f} | {r['fps']:.1f} | "
             f"{'-' if landmark is None else f'{landmark:.2f}'} |")
     src = report["source"]
@@ -157,7 +181,8 @@ def plot(report: dict, path: Path, samples: dict[str, list[float]]) -> bool:
 
 
 def bench(source: str | None, models: list[str], backends: list[str], threads: list[int],
-          warmup: int, runs: int, max_frames: int, out_dir: Path, command: str) -> dict:
+          warmup: int, runs: int, max_frames: int, out_dir: Path, command: str,
+          detectors: list[str] = ("blazepose",), max_people: int = 1, decoder: str | None = None) -> dict:
     from tqdm import tqdm
 
     from edgepose.profiler import device_facts, thermal_state
@@ -165,7 +190,7 @@ def bench(source: str | None, models: list[str], backends: list[str], threads: l
     frames, name, mode, fps = load_frames(source, max_frames)
     if not frames:
         raise InputError(f"{name}: no frames to benchmark")
-    configs = [(b, m, t) for m in models for b in backends for t in threads]
+    configs = [(b, m, d, t) for m in models for d in detectors for b in backends for t in threads]
     report = {
         "schema": SCHEMA,
         "command": command,
@@ -178,11 +203,13 @@ def bench(source: str | None, models: list[str], backends: list[str], threads: l
     }
     samples = {}
     with tqdm(total=len(configs) * runs, unit="run", file=sys.stderr, disable=None) as bar:
-        for backend, model, n in configs:
-            bar.set_description(f"{model}/{backend}/{n}t")
-            result = run_config(backend, model, n, frames, mode, fps, warmup, runs, bar)
+        for backend, model, detector, n in configs:
+            label = " ".join([model, *([detector] if len(detectors) > 1 else []), backend, f"{n}t"])
+            bar.set_description(label.replace(" ", "/"))
+            result = run_config(backend, model, n, frames, mode, fps, warmup, runs, bar,
+                                detector, max_people, decoder)
             report["results"].append(result)
-            samples[f"{model} {backend} {n}t"] = result.pop("_samples")
+            samples[label] = result.pop("_samples")
     report["thermal_after"] = thermal_state()
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -199,6 +226,10 @@ def add_bench_parser(subparsers) -> None:
     p.add_argument("--models", default="full", help="comma-separated: lite,full,heavy or paths")
     p.add_argument("--backends", default="tflite", help="comma-separated backends")
     p.add_argument("--threads", default="2", help="comma-separated thread counts, e.g. 1,2,4")
+    p.add_argument("--detectors", default="blazepose",
+                   help="comma-separated person detectors, e.g. blazepose,centernet (default: blazepose)")
+    p.add_argument("--max-people", type=int, default=1, help="most people per frame (default: 1)")
+    p.add_argument("--decoder", help="heatmap, simcc or yolo-pose: --models are your own model files")
     p.add_argument("--warmup", type=int, default=10, help="untimed runs first (default: 10)")
     p.add_argument("--runs", type=int, default=100, help="timed runs per configuration (default: 100)")
     p.add_argument("--max-frames", type=int, default=300, help="frames read from the source")
@@ -211,12 +242,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         threads = [int(t) for t in args.threads.split(",")]
     except ValueError:
         raise InputError(f"--threads must be comma-separated integers, got {args.threads!r}") from None
-    if args.runs < 1 or args.warmup < 0 or min(threads) < 1:
-        raise InputError("--runs and --threads must be >= 1 and --warmup >= 0")
+    if args.runs < 1 or args.warmup < 0 or min(threads) < 1 or args.max_people < 1:
+        raise InputError("--runs, --threads and --max-people must be >= 1 and --warmup >= 0")
     out = Path(args.out)
     report = bench(args.source, args.models.split(","), args.backends.split(","), threads,
                    args.warmup, args.runs, args.max_frames, out,
-                   "edgepose " + " ".join(sys.argv[1:]))
+                   "edgepose " + " ".join(sys.argv[1:]), args.detectors.split(","),
+                   args.max_people, args.decoder)
     print(markdown_table(report), end="")
     print(f"wrote: {out / 'bench.json'}, {out / 'bench.md'}" +
           (f", {out / 'bench.png'}" if (out / "bench.png").exists() else ""))

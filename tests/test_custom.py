@@ -204,3 +204,22 @@ def test_cli_runs_a_yolo_pose_model_from_flags(tmp_path):
     assert bad.returncode != 0
     lines = bad.stderr.strip().splitlines()
     assert len(lines) == 1 and "no simcc output" in lines[0] and "Traceback" not in bad.stderr
+
+
+def test_bench_times_a_custom_model(tmp_path):
+    """`edgepose bench --decoder yolo-pose` times your own model like any other and says
+    which decoder and how many people in the table."""
+    path = constant_model(tmp_path / "yolo.onnx", (1, 3, 320, 320), {"output0": yolo_rows()})
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "a.png"), np.full((480, 640, 3), 90, np.uint8))
+    out = tmp_path / "bench"
+    cmd = [sys.executable, "-m", "edgepose", "bench", str(frames), "--models", str(path),
+           "--decoder", "yolo-pose", "--max-people", "4", "--warmup", "1", "--runs", "3",
+           "--threads", "1", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (result,) = json.loads((out / "bench.json").read_text())["results"]
+    assert result["decoder"] == "yolo-pose" and result["max_people"] == 4
+    assert result["latency_ms"]["count"] == 3 and result["people_per_frame"] == 1.0
+    assert "| yolo-pose, 4 people | tflite | 1 |" in (out / "bench.md").read_text()

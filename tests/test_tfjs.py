@@ -301,6 +301,26 @@ def test_a_box_gets_its_crop_when_blazepose_crop_of_that_person_was_rejected(con
     assert both == people == alone + 1
 
 
+def test_bench_compares_person_detectors(converted, model_path, tmp_path):
+    """`edgepose bench --detectors blazepose,centernet`: one row per detector, each with
+    its people per frame, on the same frames."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "bench"
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgepose", "bench", str(IMAGES / "mhp"), "--models", model_path("full"),
+         "--detectors", "blazepose,centernet", "--max-people", "4", "--warmup", "1", "--runs", "4",
+         "--threads", "2", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads((out / "bench.json").read_text())["results"]
+    assert [r["detector"] for r in results] == ["blazepose", "centernet"]
+    assert all(r["people_per_frame"] >= 1.5 and r["stages_ms"]["detector"]["count"] == 4 for r in results)
+    table = (out / "bench.md").read_text()
+    assert "| centernet, 4 people | tflite | 2 |" in table
+
+
 def test_movenet_multipose_finds_everyone_in_a_crowd(converted):
     import cv2
 
