@@ -160,7 +160,7 @@ class MoveNetPipeline:
             self._track_id = None
             return
         if self._track_id is None:
-            self._track_id = self._ids.assign([None])[0]
+            self._track_id = self._ids.new_id()
         poses[0].track_id = self._track_id
 
     def reset(self) -> None:

@@ -37,13 +37,17 @@ class BoxTracker:
                     given = best
                     del free[best]
                 else:
-                    given, self._next_id = self._next_id, self._next_id + 1
+                    given = self.new_id()
             ids.append(given)
         for i, box in zip(ids, boxes):
-            if box is not None:
-                self._seen[i] = (box, self._frame)
+            self._seen[i] = (box, self._frame)
         self._seen = {i: v for i, v in self._seen.items() if self._frame - v[1] < self.memory}
         return ids
+
+    def new_id(self) -> int:
+        """An id never given before (ids are not reused, even after reset())."""
+        self._next_id += 1
+        return self._next_id - 1
 
     def reset(self) -> None:
         self._seen.clear()
