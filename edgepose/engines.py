@@ -10,7 +10,7 @@ from edgepose.pipeline import Options
 
 # name -> (module, class). Modules import lazily: mediapipe is heavy and optional.
 ENGINES = {
-    "tflite": ("edgepose.pipeline", "Pipeline"),
+    "tflite": ("edgepose.pipeline", "BlazePosePipeline"),
     "mediapipe": ("edgepose.mediapipe_backend", "MediaPipeSolutionPipeline"),
     "mediapipe-tasks": ("edgepose.mediapipe_backend", "MediaPipeTasksPipeline"),
 }

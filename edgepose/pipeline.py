@@ -16,6 +16,7 @@ from edgepose import models, smoothing
 from edgepose.backends import check_input, find_output, load_model
 from edgepose.detectors import PersonDetector, as_person_detector, backend_options, open_detector
 from edgepose.errors import ModelError
+from edgepose.options import Options, default_threads
 from edgepose.blazepose import landmarks as lmk
 from edgepose.blazepose.roi import roi_from_points
 from edgepose.decoders.geometry import box_iou
@@ -44,98 +45,7 @@ _TORSO = [11, 12, 23, 24]
 
 
 def _default_threads() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
-
-
-@dataclasses.dataclass(frozen=True)
-class Options:
-    """Pipeline settings. The CLI builds its flags from these fields and their help."""
-
-    model: str = dataclasses.field(default="full", metadata={
-        "help": "pose model: lite, full, heavy (BlazePose), movenet-lightning, "
-                "movenet-thunder, movenet-multipose (converted first), or a .tflite / .onnx path"})
-    detector: str = dataclasses.field(default="blazepose", metadata={
-        "help": "person detector: blazepose (MediaPipe's, face-led), nanodet or centernet "
-                "(person boxes; convert them first, see `edgepose models`), blazepose+nanodet "
-                "or blazepose+centernet (BlazePose's plus the people it missed), or a model file"})
-    runtime: str = dataclasses.field(default="auto", metadata={
-        "help": "TFLite runtime: auto, litert, tflite-runtime or tensorflow"})
-    threads: int | None = dataclasses.field(default=None, metadata={
-        "help": "interpreter threads (default: CPU cores, at most 4)"})
-    delegate: str | None = dataclasses.field(default=None, metadata={
-        "help": "path of an external delegate library (EdgeTPU, GPU)"})
-    provider: str = dataclasses.field(default="cpu", metadata={
-        "help": "ONNX Runtime provider for .onnx models: cpu, cuda or tensorrt"})
-    max_people: int = dataclasses.field(default=1, metadata={
-        "help": "most people to track; 1 matches MediaPipe Pose"})
-    redetect_every: int = dataclasses.field(default=10, metadata={
-        "help": "with max_people > 1, run the detector at least every N frames while "
-                "fewer than max_people are tracked"})
-    min_detection_confidence: float | None = dataclasses.field(default=None, metadata={
-        "help": "detector score threshold; default per detector (BlazePose: 0.5 with "
-                "max_people 1, as MediaPipe, 0.1 with more, where the landmark model's "
-                "presence score is the real gate)"})
-    min_presence_confidence: float = dataclasses.field(default=0.5, metadata={
-        "help": "landmark-model presence threshold; below it a person is dropped"})
-    refine_box_crops: bool = dataclasses.field(default=True, metadata={
-        "help": "with a box detector (nanodet, centernet), run the landmark model a second "
-                "time on the rotated, hip-centred crop its first pass gives"})
-    decoder: str | None = dataclasses.field(default=None, metadata={
-        "help": "run --model (your .onnx / .tflite pose model) with this decoder: heatmap "
-                "(SimpleBaseline, HRNet, ViTPose; top-down behind --detector), simcc (RTMPose; "
-                "top-down) or yolo-pose (bottom-up); layouts in docs/model_layouts.md"})
-    keypoint_layout: str = dataclasses.field(default="coco17", metadata={
-        "help": "with --decoder: the model's keypoints, coco17 or blazepose33"})
-    input_size: str | None = dataclasses.field(default=None, metadata={
-        "help": "with --decoder: model input HEIGHTxWIDTH (e.g. 256x192), needed only when "
-                "the model's input size is dynamic"})
-    normalize: str | None = dataclasses.field(default=None, metadata={
-        "help": "with --decoder: input normalisation, imagenet, unit (/255), signed ([-1, 1]) "
-                "or raw (0..255); default imagenet, unit for yolo-pose"})
-    input_color: str = dataclasses.field(default="rgb", metadata={
-        "help": "with --decoder: channel order the model expects, rgb or bgr"})
-    refine: str = dataclasses.field(default="dark", metadata={
-        "help": "with --decoder heatmap: sub-pixel refinement, dark, quarter or none"})
-    static_image_mode: bool = dataclasses.field(default=False, metadata={
-        "help": "treat every frame as unrelated (detector on every frame, no tracking)"})
-    refine_heatmap: bool = dataclasses.field(default=True, metadata={
-        "help": "refine landmark x, y with the model's heatmap"})
-    world_landmarks: bool = dataclasses.field(default=True, metadata={
-        "help": "decode world landmarks (metres, hip-centred)"})
-    segmentation: bool = dataclasses.field(default=False, metadata={
-        "help": "decode a person segmentation mask per pose"})
-    smoothing: str = dataclasses.field(default="default", metadata={
-        "help": "temporal smoothing in video mode: none, light, default (MediaPipe's "
-                "settings) or strong; image mode never smooths"})
-    smoothing_min_cutoff: float | None = dataclasses.field(default=None, metadata={
-        "help": "override the landmark filter's min_cutoff (Hz; lower is smoother at rest)"})
-    smoothing_beta: float | None = dataclasses.field(default=None, metadata={
-        "help": "override the landmark filter's beta (higher lags less when moving)"})
-
-    @property
-    def smoothing_config(self) -> smoothing.SmoothingConfig | None:
-        """The filters the smoothing fields describe; None when off (or in image mode)."""
-        if self.static_image_mode:
-            return None
-        return smoothing.config_for(self.smoothing, self.smoothing_min_cutoff, self.smoothing_beta)
-
-    def __post_init__(self) -> None:
-        if self.max_people < 1:
-            raise ValueError(f"max_people must be >= 1, got {self.max_people}")
-        if self.redetect_every < 1:
-            raise ValueError(f"redetect_every must be >= 1, got {self.redetect_every}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {self.threads}")
-        _ = self.smoothing_config  # fail fast on a bad preset or parameter
-        for name, allowed in (("decoder", (None, "heatmap", "simcc", "yolo-pose")),
-                              ("normalize", (None, "imagenet", "unit", "signed", "raw")),
-                              ("input_color", ("rgb", "bgr")), ("refine", ("dark", "quarter", "none"))):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(a for a in allowed if a)}, "
-                                 f"got {getattr(self, name)!r}")
-        for name in ("min_detection_confidence", "min_presence_confidence"):
-            if getattr(self, name) is not None and not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+    return default_threads()
 
 
 @dataclasses.dataclass
@@ -144,7 +54,7 @@ class _Track:
     roi: Roi  # where to look in the next frame
 
 
-class Pipeline:
+class BlazePosePipeline:
     """BlazePose landmarks on a raw TFLite interpreter (or ONNX Runtime for .onnx files),
     behind any person detector.
 
@@ -275,7 +185,7 @@ class Pipeline:
         self.person_detector.close()
         self._landmark.close()
 
-    def __enter__(self) -> Pipeline:
+    def __enter__(self) -> BlazePosePipeline:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -378,3 +288,13 @@ def _same_body(a: Pose, b: Pose) -> bool:
     coincide (DUPLICATE_TORSO_DISTANCE)."""
     torso = np.linalg.norm(a.keypoints[_TORSO, :2] - b.keypoints[_TORSO, :2], axis=1).mean()
     return torso < DUPLICATE_TORSO_DISTANCE * min(a.roi.size, b.roi.size)
+
+
+def Pipeline(options: Options | None = None, person_detector=None, **overrides):
+    """Temporary front door while the one loop is built: the engine the options name."""
+    from edgepose.engines import create_pipeline
+
+    o = dataclasses.replace(options or Options(), **overrides)
+    if person_detector is not None:
+        return BlazePosePipeline(o, person_detector=person_detector)
+    return create_pipeline(o.backend, o)
