@@ -297,4 +297,19 @@ def Pipeline(options: Options | None = None, person_detector=None, **overrides):
     o = dataclasses.replace(options or Options(), **overrides)
     if person_detector is not None:
         return BlazePosePipeline(o, person_detector=person_detector)
-    return create_pipeline(o.backend, o)
+    pipe = create_pipeline(o.backend, o)
+    import types as _types
+
+    pipe.describe = _types.MethodType(_describe, pipe)
+    return pipe
+
+
+def _describe(pipe) -> dict:
+    from pathlib import Path
+
+    info = getattr(pipe, "landmark_info", None) or {}
+    det = getattr(pipe, "person_detector", None)
+    return {"backend": pipe.options.backend, "model": pipe.options.model,
+            "model_path": pipe.landmark_path, "model_file": Path(pipe.landmark_path).name,
+            "runtime": pipe.runtime, "detector": getattr(det, "name", None),
+            "variant": info.get("variant"), "converted_from": info.get("source", {}).get("file")}
