@@ -1,6 +1,7 @@
-"""`edgepose bench`: a latency matrix of models x person detectors x backends x threads
-on a fixed set of frames, in the manner of TFLite's benchmark_model (warm-up, then N timed runs; count,
-mean, std, min, p50, p90, p99), written as JSON, a Markdown table and a PNG plot.
+"""A latency matrix of models x person detectors x backends x threads on a fixed set of
+frames, in the manner of TFLite's benchmark_model (warm-up, then N timed runs; count, mean,
+std, min, p50, p90, p99), written as JSON, a Markdown table and a PNG plot (``edgepose
+bench``, benchmarks/publish_bench.py).
 
 JSON schema ``edgepose.bench/1``::
 
@@ -21,7 +22,6 @@ Latency is one ``process()`` call: frame in, poses out (no video decoding, no dr
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import logging
@@ -38,49 +38,25 @@ log = logging.getLogger(__name__)
 SCHEMA = "edgepose.bench/1"
 
 
-def load_frames(spec: str | None, limit: int) -> tuple[list[np.ndarray], str, str, float]:
-    """Up to ``limit`` frames from a video, folder or image (the demo photo when None).
-    Returns frames, source name, mode ('video' or 'image') and frame rate."""
-    from edgepose.sources import demo_image, open_source
-
-    if spec is None:
-        demo = demo_image()
-        if demo is None:
-            raise InputError("give a SOURCE: no demo photo is installed")
-        spec = str(demo)
-    source = open_source(spec)
-    if source.kind in ("camera", "stream"):
-        raise InputError("bench needs a fixed set of frames: give a video file, folder or image")
-    frames = []
-    try:
-        for frame in source:
-            frames.append(frame.image)
-            if len(frames) >= limit:
-                break
-    finally:
-        source.close()
-    mode = "video" if source.kind == "video" else "image"
-    return frames, source.name, mode, source.fps or 30.0
-
-
 def run_config(backend: str, model: str, threads: int, frames: list[np.ndarray], mode: str,
                fps: float, warmup: int, runs: int, progress=None, detector: str = "blazepose",
                max_people: int = 1, decoder: str | None = None) -> dict:
     """Time ``runs`` process() calls after ``warmup`` untimed ones, cycling over frames
     (video mode restarts tracking at each wrap, as a new clip)."""
-    from edgepose.engines import create_pipeline
+    from edgepose import Options, Pipeline
     from edgepose.models import sha256_of
     from edgepose.profiler import Profiler, latency_stats
+    from edgepose.quiet import native_stderr_quiet
 
-    from edgepose.cli import native_stderr_quiet
-
+    try:
+        options = Options(backend=backend, model=model, threads=threads, detector=detector,
+                          max_people=max_people, decoder=decoder,
+                          static_image_mode=mode == "image", smoothing="none")
+    except ValueError as exc:  # an option out of range
+        raise InputError(str(exc)) from None
     with native_stderr_quiet(not log.isEnabledFor(logging.INFO)):
-        try:
-            pipe = create_pipeline(backend, model=model, threads=threads, detector=detector,
-                                   max_people=max_people, decoder=decoder,
-                                   static_image_mode=mode == "image", smoothing="none")
-        except ValueError as exc:  # an option out of range
-            raise InputError(str(exc)) from None
+        pipe = Pipeline(options)
+    described = pipe.describe()
     per_frame = []
     profile = Profiler()  # pads the stages a frame skipped, counts people
     try:
@@ -102,10 +78,10 @@ def run_config(backend: str, model: str, threads: int, frames: list[np.ndarray],
     latency = latency_stats(per_frame)
     return {
         "model": model,
-        "model_file": Path(pipe.landmark_path).name,
-        "model_sha256": sha256_of(pipe.landmark_path),
+        "model_file": described["model_file"],
+        "model_sha256": sha256_of(described["model_path"]),
         "backend": backend,
-        "runtime": getattr(pipe, "runtime", None),
+        "runtime": described["runtime"],
         "threads": threads,
         "detector": detector,
         "max_people": max_people,
@@ -180,23 +156,30 @@ def plot(report: dict, path: Path, samples: dict[str, list[float]]) -> bool:
     return True
 
 
-def bench(source: str | None, models: list[str], backends: list[str], threads: list[int],
-          warmup: int, runs: int, max_frames: int, out_dir: Path, command: str,
-          detectors: list[str] = ("blazepose",), max_people: int = 1, decoder: str | None = None) -> dict:
+def bench(source: str, models: list[str], backends: list[str], threads: list[int],
+          warmup: int = 10, runs: int = 100, max_frames: int = 300, command: str = "",
+          detectors: list[str] = ("blazepose",), max_people: int = 1,
+          decoder: str | None = None) -> tuple[dict, dict[str, list[float]]]:
+    """Run the matrix on up to ``max_frames`` frames of ``source`` (a video file, folder or
+    image). Returns the report (the JSON schema above) and the timed samples of each
+    configuration, by label, for :func:`write_report`'s plot."""
     from tqdm import tqdm
 
     from edgepose.profiler import device_facts, thermal_state
+    from edgepose.sources import read_frames
 
-    frames, name, mode, fps = load_frames(source, max_frames)
+    frames, src = read_frames(source, max_frames)
     if not frames:
-        raise InputError(f"{name}: no frames to benchmark")
+        raise InputError(f"{src.name}: no frames to benchmark")
+    mode = "video" if src.kind == "video" else "image"
+    fps = src.fps or 30.0
     configs = [(b, m, d, t) for m in models for d in detectors for b in backends for t in threads]
     report = {
         "schema": SCHEMA,
         "command": command,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "device": device_facts(),
-        "source": {"name": name, "frames": len(frames), "mode": mode,
+        "source": {"name": src.name, "frames": len(frames), "mode": mode,
                    "size": [frames[0].shape[1], frames[0].shape[0]]},
         "settings": {"warmup": warmup, "runs": runs},
         "results": [],
@@ -211,45 +194,16 @@ def bench(source: str | None, models: list[str], backends: list[str], threads: l
             report["results"].append(result)
             samples[label] = result.pop("_samples")
     report["thermal_after"] = thermal_state()
+    return report, samples
+
+
+def write_report(report: dict, samples: dict[str, list[float]], out_dir: Path) -> list[Path]:
+    """bench.json, bench.md and (with matplotlib) bench.png in ``out_dir``; the paths written."""
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out_dir / "bench.md").write_text(markdown_table(report))
-    plot(report, out_dir / "bench.png", samples)
-    return report
-
-
-def add_bench_parser(subparsers) -> None:
-    p = subparsers.add_parser(
-        "bench", help="latency of models x backends x threads on fixed frames",
-        description=__doc__.split("\n\n")[0])
-    p.add_argument("source", nargs="?", help="video, folder or image (default: the demo photo)")
-    p.add_argument("--models", default="full", help="comma-separated: lite,full,heavy or paths")
-    p.add_argument("--backends", default="tflite", help="comma-separated backends")
-    p.add_argument("--threads", default="2", help="comma-separated thread counts, e.g. 1,2,4")
-    p.add_argument("--detectors", default="blazepose",
-                   help="comma-separated person detectors, e.g. blazepose,centernet (default: blazepose)")
-    p.add_argument("--max-people", type=int, default=1, help="most people per frame (default: 1)")
-    p.add_argument("--decoder", help="heatmap, simcc or yolo-pose: --models are your own model files")
-    p.add_argument("--warmup", type=int, default=10, help="untimed runs first (default: 10)")
-    p.add_argument("--runs", type=int, default=100, help="timed runs per configuration (default: 100)")
-    p.add_argument("--max-frames", type=int, default=300, help="frames read from the source")
-    p.add_argument("--out", default="bench-results", help="folder for bench.json, bench.md, bench.png")
-    p.set_defaults(func=cmd_bench)
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    try:
-        threads = [int(t) for t in args.threads.split(",")]
-    except ValueError:
-        raise InputError(f"--threads must be comma-separated integers, got {args.threads!r}") from None
-    if args.runs < 1 or args.warmup < 0 or min(threads) < 1 or args.max_people < 1:
-        raise InputError("--runs, --threads and --max-people must be >= 1 and --warmup >= 0")
-    out = Path(args.out)
-    report = bench(args.source, args.models.split(","), args.backends.split(","), threads,
-                   args.warmup, args.runs, args.max_frames, out,
-                   "edgepose " + " ".join(sys.argv[1:]), args.detectors.split(","),
-                   args.max_people, args.decoder)
-    print(markdown_table(report), end="")
-    print(f"wrote: {out / 'bench.json'}, {out / 'bench.md'}" +
-          (f", {out / 'bench.png'}" if (out / "bench.png").exists() else ""))
-    return 0
+    written = [out_dir / "bench.json", out_dir / "bench.md"]
+    written[0].write_text(json.dumps(report, indent=2) + "\n")
+    written[1].write_text(markdown_table(report))
+    if plot(report, out_dir / "bench.png", samples):
+        written.append(out_dir / "bench.png")
+    return written

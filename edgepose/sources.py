@@ -1,4 +1,4 @@
-"""Frame sources for the CLI: an image, a folder of images, a video file, a camera index,
+"""Frame sources: an image, a folder of images, a video file, a camera index,
 a stream URL, or the Raspberry Pi camera (picamera2). Each yields ``Frame`` objects and
 raises InputError with one clear line when it cannot deliver."""
 
@@ -226,6 +226,18 @@ def demo_image() -> Path | None:
     return None
 
 
+def read_frames(spec: str, limit: int | None = None) -> tuple[list[np.ndarray], Source]:
+    """The BGR frames (at most ``limit``) of a fixed set: a video file, a folder of images or
+    an image, and its (closed) source for its name, kind and frame rate. InputError for a
+    camera or stream, which have no fixed set of frames."""
+    source = open_source(spec)
+    if source.kind in ("camera", "stream"):
+        source.close()
+        raise InputError(f"{source.name} is live: give a video file, a folder or an image "
+                         "for a fixed set of frames")
+    return _collect(source, limit), source
+
+
 def read_video(path: str | os.PathLike, limit: int | None = None) -> tuple[list[np.ndarray], float | None]:
     """The BGR frames of a video file (at most ``limit``) and its frame rate.
     InputError when the file cannot be opened or no frame decodes."""
@@ -233,6 +245,11 @@ def read_video(path: str | os.PathLike, limit: int | None = None) -> tuple[list[
     if not path.is_file():
         raise InputError(f"{path} does not exist")
     source = _open_capture(os.fspath(path), "video", path.name)
+    return _collect(source, limit), source.fps
+
+
+def _collect(source: Source, limit: int | None) -> list[np.ndarray]:
+    """Read up to ``limit`` frames, then close the source."""
     frames = []
     try:
         for frame in source:
@@ -241,4 +258,4 @@ def read_video(path: str | os.PathLike, limit: int | None = None) -> tuple[list[
                 break
     finally:
         source.close()
-    return frames, source.fps
+    return frames

@@ -51,7 +51,7 @@ def bad_inputs(tmp):
         "non-model file": ([image, "--model", junk_model], "not a TFLite model"),
         "wrong model": ([image, "--model", MODELS / "pose_detection.tflite"], "expected one float32 input"),
         "unknown model": ([image, "--model", "huge"], "unknown landmark model"),
-        "bad option": ([image, "--max-people", "0"], "max_people must be >= 1"),
+        "bad option": ([image, "--max-people", "0"], "max_people must be a whole number >= 1"),
         "delegate missing": ([image, "--delegate", tmp / "libedgetpu.so.1"], "does not exist"),
     }
 
@@ -121,7 +121,7 @@ def test_video_run_tracks_and_writes_video(short_clip, tmp_path):
     assert [r["frame"] for r in records] == list(range(12))
     assert records[1]["timestamp_ms"] == pytest.approx(20.0, abs=0.5)
     assert all(len(r["poses"]) == 1 and r["poses"][0]["id"] == 0 for r in records)
-    assert "detector ran on 1 of 12 frames" in err  # summary goes to stderr with --json -
+    assert "detector blazepose ran on 1 of 12 frames" in err  # summary goes to stderr with --json -
     cap = cv2.VideoCapture(str(out))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
 

@@ -19,8 +19,8 @@ import pytest
 
 from conftest import IMAGES, need
 from edgepose.errors import InputError
+from edgepose.cli.eval import add_parser as add_eval_parser
 from edgepose.evaluation import (
-    add_eval_parser,
     canonical_joint_name,
     detect_layout,
     evaluate,

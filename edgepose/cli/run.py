@@ -1,0 +1,171 @@
+"""``edgepose run``: source -> pipeline -> sinks (annotated files or video, a window, JSON
+Lines), then a summary of what was found and how fast."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from pathlib import Path
+
+from edgepose import __version__
+from edgepose.cli.options import HelpFormatter, add_option_flags, options_from_args
+from edgepose.errors import InputError
+
+DEMO_OUT = "edgepose_demo.jpg"
+CLI_STAGES = ("decode", "render")  # stages of this loop, not of the pipeline
+EXIT_ERROR = 1
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    run = subparsers.add_parser(
+        "run", help="find poses in an image, folder, video, camera or stream",
+        formatter_class=HelpFormatter,
+        description="Find poses in SOURCE. With no SOURCE, runs on a sample photo that an "
+                    "installed package ships and writes edgepose_demo.jpg.")
+    run.add_argument("source", nargs="?", help="image, folder, video file, camera index "
+                     "(0), stream URL, or 'picamera2'")
+    outputs = run.add_argument_group("outputs")
+    outputs.add_argument("--out", help="annotated output: image file, folder, or .mp4/.avi")
+    outputs.add_argument("--json", metavar="PATH", help="write JSON Lines, one object per "
+                         "frame ('-' for stdout)")
+    outputs.add_argument("--show", action="store_true", help="show frames in a window")
+    outputs.add_argument("--layout", choices=("blazepose", "coco"), default="blazepose",
+                         help="skeleton drawn on --out/--show")
+    outputs.add_argument("--overlay", action="store_true",
+                         help="draw rolling FPS and per-stage ms on --out/--show frames")
+    add_option_flags(run)
+    run.set_defaults(func=cmd_run)
+    return run
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from edgepose import Pipeline
+    from edgepose.profiler import Profiler
+    from edgepose.quiet import native_stderr_quiet
+    from edgepose.sources import demo_image, open_source
+
+    spec, out_path = args.source, args.out
+    if spec is None:
+        demo = demo_image()
+        if demo is None:
+            raise InputError("give a SOURCE (image, folder, video, camera index or URL); "
+                             "no demo photo was found (pip install scikit-image for one)")
+        spec = str(demo)
+        out_path = out_path or DEMO_OUT
+        print(f"edgepose: no source given, running on {demo}", file=sys.stderr)
+
+    with contextlib.ExitStack() as stack:
+        # everything opened is closed however the run ends (error, q, Ctrl-C)
+        source = open_source(spec)
+        stack.callback(source.close)
+        opts = options_from_args(args, static_image_mode=source.kind == "image")
+        with native_stderr_quiet(not args.verbose):
+            pipe = Pipeline(opts)
+        stack.callback(pipe.close)
+        sinks = [stack.enter_context(sink) for sink in open_sinks(args, out_path, source)]
+        report = sys.stderr if args.json == "-" else sys.stdout
+        stats = Profiler()
+        bar = stack.enter_context(tqdm(total=source.total, unit="frame", file=sys.stderr,
+                                       disable=None if source.total else True, leave=False))
+        try:
+            run_frames(source, pipe, sinks, stats, layout=args.layout, overlay=args.overlay,
+                       verbose=args.verbose, progress=bar)
+        except KeyboardInterrupt:
+            print("edgepose: interrupted", file=sys.stderr)
+
+    print_summary(report, source, pipe, stats, sinks)
+    problems = source.warnings()
+    for line in problems:
+        print(f"edgepose: warning: {line}", file=sys.stderr)
+    return EXIT_ERROR if problems else 0
+
+
+def open_sinks(args: argparse.Namespace, out_path: str | None, source):
+    """The sinks the flags ask for, in order --out, --show, --json (a generator: each is
+    handed to the caller, who closes it, before the next is opened)."""
+    from edgepose import sinks
+
+    if out_path:
+        yield sinks.annotated_sink(Path(out_path), source)
+    if args.show:
+        if not sinks.display_available():
+            raise InputError("--show needs a display (DISPLAY is not set): use --out to save frames")
+        yield sinks.WindowSink(f"edgepose: {source.name}")
+    if args.json:
+        yield sinks.JsonLinesSink(sys.stdout if args.json == "-" else args.json, source.name)
+
+
+def run_frames(source, pipe, sinks, stats, *, layout: str = "blazepose", overlay: bool = False,
+               verbose: bool = False, progress=None) -> None:
+    """The frame loop: read a frame, find poses, draw them once if a sink shows images,
+    hand frame, result and drawing to every sink, time it all into ``stats`` (a Profiler).
+    Ends with the source, or when a sink was stopped (q or Esc in a window)."""
+    from edgepose.draw import draw_overlay, draw_poses
+    from edgepose.quiet import native_stderr_quiet
+
+    render = any(sink.wants_canvas for sink in sinks)
+    frames = iter(source)
+    while True:
+        t0 = time.perf_counter_ns()
+        frame = next(frames, None)
+        if frame is None:
+            return
+        decode_ms = (time.perf_counter_ns() - t0) / 1e6
+        # MediaPipe starts its graph (and prints) on the first frame
+        with native_stderr_quiet(stats.frames == 0 and not verbose):
+            result = pipe.process(frame.image, frame.timestamp_ms)
+        stages = {"decode": decode_ms, **result.stages_ms}
+        canvas = None
+        if render:
+            t1 = time.perf_counter_ns()
+            canvas = draw_poses(frame.image, result.poses, layout=layout)
+            if overlay:
+                draw_overlay(canvas, stats.rolling_fps, stages, len(result.poses))
+            stages["render"] = (time.perf_counter_ns() - t1) / 1e6
+        for sink in sinks:
+            sink.write(frame, result, canvas)
+        stats.add(stages, len(result.poses), result.detector_ran,
+                  tuple(p.track_id for p in result.poses))
+        if progress is not None:
+            progress.update(1)
+        if any(sink.stopped for sink in sinks):
+            return
+
+
+def print_summary(stream, source, pipe, stats, sinks) -> None:
+    s = stats.summary()
+    o = pipe.options
+    d = pipe.describe()
+    model = d["model_file"]
+    if d.get("variant"):
+        model += f" {d['variant']} of {d.get('converted_from') or '?'}"
+    print(f"edgepose {__version__}: {s['frames']} frame(s) from {source.name}, model {d['model']} "
+          f"({model}, {d['runtime']}), {'image' if o.static_image_mode else 'video'} mode, "
+          f"max_people {o.max_people}, smoothing {'off' if o.static_image_mode else o.smoothing}",
+          file=stream)
+    if d.get("detector"):
+        search = f"detector {d['detector']} ran on {s['detector_frames']} of {s['frames']} frames"
+    else:  # the model finds people itself (MoveNet, YOLO-pose)
+        search = f"whole-frame search on {s['detector_frames']} of {s['frames']} frames"
+    tracks = f", {s['tracks']} track id(s)" if not o.static_image_mode else ""
+    print(f"people: {s['people']} pose(s) found{tracks}; {search}", file=stream)
+    stages = s["stages_ms"]
+    pipeline_ms = sum(v["mean"] for k, v in stages.items() if k not in CLI_STAGES)
+    fps = f"{s['fps']:.1f} FPS end to end, " if s["fps"] else ""
+    proc = s["process"]
+    usage = ""
+    if proc["cpu_percent_mean"] is not None:
+        usage = f"; process CPU {proc['cpu_percent_mean']:.0f}%, RSS {proc['rss_mb_max']:.0f} MB"
+    elif proc["rss_mb_max"] is not None:
+        usage = f"; process RSS {proc['rss_mb_max']:.0f} MB"
+    print(f"speed: {fps}pipeline {pipeline_ms:.2f} ms/frame{usage}", file=stream)
+    print("stages ms (mean / p50 / p90 / p99): " + ", ".join(
+        f"{k} {v['mean']:.2f}/{v['p50']:.2f}/{v['p90']:.2f}/{v['p99']:.2f}" for k, v in stages.items()),
+        file=stream)
+    written = [str(sink.path) for sink in sinks if sink.path is not None and sink.written]
+    if written:
+        print("wrote: " + ", ".join(written), file=stream)
