@@ -120,17 +120,27 @@ def tflite_metadata_entries(data: bytes) -> dict[str, bytes]:
     return out
 
 
+def parse_metadata(raw: bytes | str | None) -> dict | None:
+    """The edgepose metadata entry as a dict (None for no entry); ValueError when the entry
+    is not a JSON object."""
+    if raw is None:
+        return None
+    try:
+        info = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"the {METADATA_KEY!r} metadata entry is not JSON: {exc}") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"the {METADATA_KEY!r} metadata entry is not a JSON object")
+    return info
+
+
 def read_tflite_metadata(source: str | os.PathLike | bytes) -> dict | None:
     """The edgepose metadata of a .tflite file (path or bytes), or None when it has none.
 
     Needs nothing beyond the standard library; reads the whole file (models are small).
     ValueError when ``source`` is not a TFLite model or the entry is not valid JSON.
+    A model that is also run should be opened with ``edgepose.backends.open_model``,
+    whose ``metadata`` comes from the same read.
     """
     data = bytes(source) if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
-    raw = tflite_metadata_entries(data).get(METADATA_KEY)
-    if raw is None:
-        return None
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"the {METADATA_KEY!r} metadata entry is not JSON: {exc}") from None
+    return parse_metadata(tflite_metadata_entries(data).get(METADATA_KEY))

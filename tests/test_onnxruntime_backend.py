@@ -10,7 +10,7 @@ import pytest
 
 from onnx_models import affine_model, constant_model
 
-from edgepose.backends import check_input, find_output, load_model
+from edgepose.backends import check_input, find_output, load_model, open_model
 from edgepose.backends.onnxruntime import OnnxModel, select_providers
 from edgepose.blazepose import landmarks as lmk
 from edgepose.errors import BackendError, InputError, ModelError
@@ -41,15 +41,20 @@ def test_runs_and_reports_specs(affine):
         model.run(x)
 
 
-def test_load_model_dispatch(affine, tmp_path):
-    for backend in ("onnxruntime", "auto"):
-        model = load_model(str(affine), backend, threads=1)
-        assert isinstance(model, OnnxModel)
-    # auto keeps .tflite (and anything not .onnx) on the TFLite backend
+def test_open_model_picks_the_engine_by_suffix(affine, tmp_path):
+    model = open_model(affine, threads=1)
+    assert isinstance(model, OnnxModel) and model.engine == "onnxruntime"
+    assert model.runtime_label == "onnx/onnxruntime-cpu"
+    # anything not .onnx goes to the TFLite engine, which says what it is not
     fake = tmp_path / "fake.tflite"
     fake.write_bytes(b"\x00" * 64)
     with pytest.raises(ModelError, match="not a TFLite model"):
-        load_model(str(fake), "auto")
+        open_model(fake)
+
+
+def test_load_model_is_kept_for_old_callers(affine):
+    for backend in ("onnxruntime", "auto"):
+        assert isinstance(load_model(str(affine), backend, threads=1), OnnxModel)
     with pytest.raises(BackendError, match="choose auto or one of tflite, onnxruntime"):
         load_model(str(affine), "tensorflow-js")
 

@@ -14,8 +14,9 @@ from typing import Sequence
 
 import numpy as np
 
-from edgepose.backends import TensorSpec
-from edgepose.errors import BackendError, InputError, ModelError
+from edgepose.backends import Model, TensorSpec, metadata_of
+from edgepose.errors import BackendError, ModelError
+from edgepose.model_metadata import METADATA_KEY
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def check_onnx_file(path: str) -> None:
         raise ModelError(f"{path} is not an ONNX model: the file is empty or truncated "
                          f"({os.path.getsize(path)} bytes)")
     if head[4:8] == b"TFL3":
-        raise ModelError(f"{path} is a TFLite model, not ONNX: load it with backend 'tflite'")
+        raise ModelError(f"{path} is a TFLite model, not ONNX: name it .tflite")
 
 
 def select_providers(provider: str, available: Sequence[str]) -> list[str]:
@@ -104,12 +105,15 @@ def select_providers(provider: str, available: Sequence[str]) -> list[str]:
     return [p for p in wanted if p in available]
 
 
-class OnnxModel:
+class OnnxModel(Model):
     """One ONNX Runtime session with a single input.
 
     provider: cpu, cuda or tensorrt (see :data:`PROVIDERS`). threads: intra-op threads,
-    None lets ORT choose (one per physical core).
+    None lets ORT choose (one per physical core). ``metadata`` is read from the custom
+    metadata map of the session that runs the model (the file is read once).
     """
+
+    engine = "onnxruntime"
 
     def __init__(self, path: str, provider: str = "cpu", threads: int | None = None) -> None:
         if threads is not None and threads < 1:
@@ -139,6 +143,7 @@ class OnnxModel:
         self.provider = provider
         self.runtime = f"onnxruntime-{provider}"
         self._session = session
+        self.metadata = metadata_of(path, session.get_modelmeta().custom_metadata_map.get(METADATA_KEY))
         self.inputs = [_spec(n) for n in session.get_inputs()]
         self.outputs = [_spec(n) for n in session.get_outputs()]
         if len(self.inputs) != 1:
@@ -150,18 +155,10 @@ class OnnxModel:
         log.debug("loaded %s with onnxruntime %s on %s (%s threads)", path, ort.__version__,
                   session.get_providers(), threads)
 
-    def _check(self, x: np.ndarray) -> None:
-        spec = self.inputs[0]
-        ok = x.dtype == spec.dtype and x.ndim == len(spec.shape) and all(
-            want in (-1, have) for want, have in zip(spec.shape, x.shape))
-        if not ok:
-            raise InputError(f"{self.path}: input must be {np.dtype(spec.dtype).name} "
-                             f"{list(spec.shape)} (-1: any size), got {x.dtype.name} {list(x.shape)}")
-
     def run(self, x: np.ndarray, wanted: Sequence[int] | None = None) -> list[np.ndarray]:
         if self._session is None:
             raise RuntimeError(f"{self.path}: run() after close()")
-        self._check(x)
+        self.check_input(x)
         names = self._output_names if wanted is None else [self._output_names[i] for i in wanted]
         return self._session.run(names, {self._input_name: x})
 

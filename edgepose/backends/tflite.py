@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib
 import logging
+import mmap
 import os
-from typing import Sequence
+import struct
+from typing import Iterator, Sequence
 
 import numpy as np
 
-from edgepose.backends import TensorSpec
+from edgepose.backends import Model, TensorSpec
 from edgepose.errors import BackendError, ModelError
 
 log = logging.getLogger(__name__)
@@ -88,16 +91,58 @@ def _load_delegate(module, path: str):
 
 def check_tflite_file(path: str) -> None:
     """Fail with a clear ModelError unless ``path`` is a readable TFLite flatbuffer."""
+    with _mapped(path):
+        pass
+
+
+@contextlib.contextmanager
+def _mapped(path: str) -> Iterator[tuple[mmap.mmap, os.stat_result]]:
+    """The file mapped read-only (only the pages read are loaded) and its stat; a
+    ModelError when it is missing, unreadable or has no TFL3 identifier."""
     if not os.path.isfile(path):
         raise ModelError(f"model file {path} does not exist")
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if len(head) < 8 or head[4:8] != b"TFL3":
-        raise ModelError(f"{path} is not a TFLite model (no TFL3 identifier): pass a .tflite file")
+    try:
+        f = open(path, "rb")
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {path}: {exc.strerror}") from None
+    with f:
+        stat = os.fstat(f.fileno())
+        if stat.st_size < 8:
+            raise ModelError(f"{path} is not a TFLite model (no TFL3 identifier): pass a .tflite file")
+        try:
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot map model file {path} into memory: {exc}") from None
+        with mapped as data:
+            if data[4:8] != b"TFL3":
+                raise ModelError(f"{path} is not a TFLite model (no TFL3 identifier): pass a .tflite file")
+            yield data, stat
 
 
-class TFLiteModel:
-    """One TFLite interpreter. ``threads`` None lets the runtime choose."""
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino, a.st_size, a.st_mtime_ns) == (b.st_dev, b.st_ino, b.st_size, b.st_mtime_ns)
+
+
+def _metadata(path: str, data) -> dict | None:
+    from edgepose.backends import metadata_of
+    from edgepose.model_metadata import METADATA_KEY, tflite_metadata_entries
+
+    try:
+        raw = tflite_metadata_entries(data).get(METADATA_KEY)
+    except (ValueError, struct.error, IndexError) as exc:
+        raise ModelError(f"{path}: its metadata table cannot be read ({exc})") from None
+    return metadata_of(path, raw)
+
+
+class TFLiteModel(Model):
+    """One TFLite interpreter. ``threads`` None lets the runtime choose.
+
+    The file is opened once: it is mapped into memory, the edgepose metadata (``metadata``)
+    is read from the few pages that hold it, and the interpreter maps the same file (the
+    same page-cache pages, no copy). Should the file be replaced in between, that is a
+    ModelError rather than metadata of one file and weights of another."""
+
+    engine = "tflite"
 
     def __init__(
         self,
@@ -106,26 +151,36 @@ class TFLiteModel:
         threads: int | None = None,
         delegate: str | None = None,
     ) -> None:
-        check_tflite_file(path)
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
         self.path = path
-        self.runtime, module = _import_runtime(runtime)
-        Interpreter = module.Interpreter
-        delegates = [_load_delegate(module, delegate)] if delegate else None
-        try:
-            self._interp = Interpreter(
-                model_path=path, num_threads=threads, experimental_delegates=delegates
-            )
-            self._interp.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"{path} could not be loaded by {self.runtime}: {exc}") from None
+        with _mapped(path) as (data, stat):
+            self.runtime, module = _import_runtime(runtime)
+            Interpreter = module.Interpreter
+            delegates = [_load_delegate(module, delegate)] if delegate else None
+            try:
+                self._interp = Interpreter(
+                    model_path=path, num_threads=threads, experimental_delegates=delegates
+                )
+                self._interp.allocate_tensors()
+            except (ValueError, RuntimeError) as exc:
+                raise ModelError(f"{path} could not be loaded by {self.runtime}: {exc}") from None
+            if not _same_file(stat, os.stat(path)):
+                self._interp = None
+                raise ModelError(f"{path} was replaced while it was being opened: open it again")
+            # after the interpreter has verified the flatbuffer
+            self.metadata = _metadata(path, data)
         self._in = self._interp.get_input_details()
         self._out = self._interp.get_output_details()
-        self.inputs = [TensorSpec(d["name"], tuple(int(v) for v in d["shape"]), np.dtype(d["dtype"])) for d in self._in]
-        self.outputs = [TensorSpec(d["name"], tuple(int(v) for v in d["shape"]), np.dtype(d["dtype"])) for d in self._out]
+        self.inputs = [_spec(d) for d in self._in]
+        self.outputs = [_spec(d) for d in self._out]
         log.debug("loaded %s with %s (%s threads)", path, self.runtime, threads)
 
     def run(self, x: np.ndarray, wanted: Sequence[int] | None = None) -> list[np.ndarray]:
         interp = self._interp
+        if interp is None:
+            raise RuntimeError(f"{self.path}: run() after close()")
+        self.check_input(x)
         interp.set_tensor(self._in[0]["index"], x)
         interp.invoke()
         idx = range(len(self._out)) if wanted is None else wanted
@@ -133,3 +188,7 @@ class TFLiteModel:
 
     def close(self) -> None:
         self._interp = None
+
+
+def _spec(detail: dict) -> TensorSpec:
+    return TensorSpec(detail["name"], tuple(int(v) for v in detail["shape"]), np.dtype(detail["dtype"]))
