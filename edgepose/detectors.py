@@ -10,7 +10,7 @@ second, rotated landmark pass and is skipped when a pose already found fills it.
   body from them); its ROI is rotated, from the two alignment points, as in MediaPipe.
 - :class:`BoxDetector`: any model that outputs person boxes, read by a decoder: NanoDet
   and CenterNet (:data:`BOX_DETECTORS`). A box becomes a square, unrotated ROI
-  (:func:`~edgepose.decoders.geometry.roi_from_box`); in video mode the tracker then
+  (:func:`~edgepose.geometry.roi_from_box`); in video mode the tracker then
   refines it from the landmarks, which brings the rotation back.
 - :class:`CombinedDetector` (``blazepose+nanodet``, ``blazepose+centernet``): BlazePose's
   detections plus the boxes it missed.
@@ -31,11 +31,11 @@ import cv2
 import numpy as np
 
 from edgepose import models
-from edgepose.backends import Model, check_input, find_output, load_model
+from edgepose.backends import Model, check_input, engine_for, find_output, open_model
 from edgepose.blazepose import detector as det
 from edgepose.blazepose.roi import roi_from_points
 from edgepose.decoders import centernet, nanodet
-from edgepose.decoders.geometry import letterbox_transform, roi_from_box, stretch_transform
+from edgepose.geometry import letterbox_transform, roi_from_box, stretch_transform
 from edgepose.decoders.preprocess import InputSpec, make_input
 from edgepose.errors import ModelError
 from edgepose.profiler import StageClock
@@ -76,10 +76,11 @@ class BlazePoseDetector:
     SINGLE_PERSON_SCORE = 0.5
     MULTI_PERSON_SCORE = 0.1
 
-    def __init__(self, model: str = "detector", body_box: bool = False, **backend_options) -> None:
-        self.path = models.resolve(model, "detector")
-        self.body_box = body_box
-        self._model = load_model(self.path, **backend_options)
+    def __init__(self, model: str | Model = "detector", body_box: bool = False, **backend_options) -> None:
+        if isinstance(model, (str, os.PathLike)):
+            path = models.resolve(model, "detector")
+            model = open_model(path, **_honoured(path, backend_options))
+        self.path, self._model, self.body_box = model.path, model, body_box
         check_input(self._model, (1, det.INPUT_SIZE, det.INPUT_SIZE, 3), "detector")
         n = len(det.anchors())
         self._out = [find_output(self._model, (1, n, 12), "boxes and keypoints", "detector"),
@@ -103,8 +104,8 @@ class BlazePoseDetector:
         t = clock.stop("detector", t)
         score = self.default_score(False) if min_score is None else min_score
         found = det.to_detections(det.weighted_nms(*det.decode(boxes[0], scores[0], score)), to_image)
-        if self.body_box:
-            found = [dataclasses.replace(d, box=_body_box(d.keypoints)) for d in found]
+        found = [dataclasses.replace(d, box=_body_box(d.keypoints) if self.body_box else d.box,
+                                     source=self.name) for d in found]
         clock.stop("postprocess", t)
         return found
 
@@ -118,16 +119,6 @@ class BlazePoseDetector:
     def roi_box(self, detection: Detection) -> None:
         """None: its ROI comes from the alignment points (rotated, hip-centred)."""
         return None
-
-    def detect_in(self, image: np.ndarray, color: str, region: tuple[float, float, float],
-                  min_score: float) -> list[Detection]:
-        """Detections inside the square ``region`` (x0, y0, side in pixels) of ``image``,
-        in image pixels: the region, not the whole frame, fills the detector's input."""
-        x0, y0, side = region
-        scale = side / det.INPUT_SIZE
-        to_image = np.array([[scale, 0.0, x0], [0.0, scale, y0]])
-        boxes, scores = self._model.run(det.preprocess(image, to_image, color == "bgr"), self._out)
-        return det.to_detections(det.weighted_nms(*det.decode(boxes[0], scores[0], min_score)), to_image)
 
     def __call__(self, image_rgb: np.ndarray) -> list[Detection]:
         return self.detect(image_rgb)
@@ -164,19 +155,19 @@ class CombinedDetector:
         found = self.primary.detect(image, color, min_score, clock)
         return found + self.boxes.detect(image, color, None, clock)
 
+    def _part(self, detection: Detection):
+        return self.primary if detection.source == self.primary.name else self.boxes
+
     def roi(self, detection: Detection) -> Roi:
-        if len(detection.keypoints) >= 2:
-            return roi_from_points(detection.keypoints[0], detection.keypoints[1])
-        return roi_from_box(detection.box)
+        return self._part(detection).roi(detection)
 
     def person_box(self, detection: Detection) -> tuple[float, float, float, float]:
-        if len(detection.keypoints) >= 2:
-            return self.primary.person_box(detection)
-        return detection.box
+        part = self._part(detection)
+        return part.person_box(detection) if part is self.primary else detection.box
 
     def roi_box(self, detection: Detection) -> tuple[float, float, float, float] | None:
         """The box a detection's ROI was made from: None for BlazePose's (rotated ROI)."""
-        return None if len(detection.keypoints) >= 2 else detection.box
+        return self._part(detection).roi_box(detection)
 
     def close(self) -> None:
         self.primary.close()
@@ -225,7 +216,7 @@ class BoxDetector:
         outputs = self._model.run(x)
         t = clock.stop("detector", t)
         score = self.default_score(False) if min_score is None else min_score
-        found = self._decode(outputs, to_image, score)
+        found = [dataclasses.replace(d, source=self.name) for d in self._decode(outputs, to_image, score)]
         clock.stop("postprocess", t)
         return found
 
@@ -322,15 +313,6 @@ _TASK_TO_DETECTOR = {"nanodet-person": "nanodet", "centernet-person": "centernet
 DETECTOR_NAMES = ("blazepose", *BOX_DETECTORS, *(f"blazepose+{n}" for n in BOX_DETECTORS))
 
 
-def backend_options(path: str, runtime: str = "auto", threads: int | None = None,
-                    delegate: str | None = None, provider: str = "cpu") -> dict:
-    """The options the backend that opens ``path`` takes: TFLite gets runtime, threads and
-    delegate; ONNX Runtime gets provider and threads."""
-    if str(path).lower().endswith(".onnx"):
-        return {"backend": "onnxruntime", "provider": provider, "threads": threads}
-    return {"backend": "tflite", "runtime": runtime, "threads": threads, "delegate": delegate}
-
-
 def open_detector(name_or_path: str = "blazepose", **options) -> PersonDetector:
     """The person detector ``--detector`` names: blazepose (alias: detector), nanodet,
     centernet (their converted files, see ``edgepose models``), blazepose+nanodet,
@@ -341,53 +323,37 @@ def open_detector(name_or_path: str = "blazepose", **options) -> PersonDetector:
     if name.startswith("blazepose+") and name.split("+", 1)[1] in BOX_DETECTORS:
         boxes = open_detector(name.split("+", 1)[1], **options)
         try:
-            return CombinedDetector(BlazePoseDetector("detector", **_tflite_only(options)), boxes)
+            return CombinedDetector(BlazePoseDetector("detector", **options), boxes)
         except BaseException:
             boxes.close()
             raise
     if name in BOX_DETECTORS:
         return _open_box(name, models.resolve_converted(name), options)
     if name == "blazepose" or name in models.KNOWN_MODELS:
-        return BlazePoseDetector(models.resolve(name if name != "blazepose" else "detector", "detector"),
-                                 **_tflite_only(options))
+        return BlazePoseDetector(name if name != "blazepose" else "detector", **options)
     if not os.path.isfile(name):
         raise ModelError(f"unknown person detector {name!r}: choose {', '.join(DETECTOR_NAMES)} "
                          "or give a model file")
-    task = model_task(name)
+    model = open_model(name, **_honoured(name, options))
+    task = (model.metadata or {}).get("task")
     if task is not None and task not in _TASK_TO_DETECTOR:
+        model.close()
         raise ModelError(f"{name} was converted as a {task} model, not a person detector: "
                          "pass it with --model")
     kind = _TASK_TO_DETECTOR.get(task or "", "blazepose")
-    if kind == "blazepose":
-        return BlazePoseDetector(name, **_tflite_only(options))
-    return _open_box(kind, name, options)
+    try:
+        return BlazePoseDetector(model) if kind == "blazepose" else BOX_DETECTORS[kind](model)
+    except BaseException:
+        model.close()
+        raise
 
 
 def _open_box(kind: str, path: str, options: dict) -> BoxDetector:
-    opts = backend_options(path, **options)
-    return BOX_DETECTORS[kind](load_model(path, opts.pop("backend"), **opts))
+    return BOX_DETECTORS[kind](open_model(path, **_honoured(path, options)))
 
 
-def _tflite_only(options: dict) -> dict:
-    return {k: v for k, v in options.items() if k in ("runtime", "threads", "delegate")}
-
-
-def model_task(path: str) -> str | None:
-    """The task a file made by ``edgepose convert`` was converted for (its metadata), or
-    None for any other file. Reads TFLite metadata by hand, ONNX through onnxruntime."""
-    import json
-
-    from edgepose.model_metadata import METADATA_KEY, read_tflite_metadata
-
-    try:
-        if str(path).lower().endswith(".onnx"):
-            import onnxruntime as ort
-
-            meta = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).get_modelmeta()
-            raw = meta.custom_metadata_map.get(METADATA_KEY)
-            info = json.loads(raw) if raw else None
-        else:
-            info = read_tflite_metadata(path)
-    except Exception:  # not ours or unreadable: the backend's own checks report it later
-        return None
-    return (info or {}).get("task")
+def _honoured(path: str, options: dict) -> dict:
+    """The runtime options the engine of ``path`` takes (a detector shares the pose
+    model's options: a TFLite delegate does not apply to an ONNX detector)."""
+    keep = ("provider", "threads") if engine_for(path) == "onnxruntime" else ("runtime", "threads", "delegate")
+    return {k: v for k, v in options.items() if k in keep}

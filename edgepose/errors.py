@@ -15,3 +15,8 @@ class ModelError(EdgeposeError):
 
 class BackendError(EdgeposeError):
     """No inference engine could be loaded, or a delegate failed."""
+
+
+class UsageError(EdgeposeError, RuntimeError):
+    """An object used in a way it cannot be: a closed Pipeline, or one Pipeline from two
+    threads at once."""

@@ -1,6 +1,6 @@
-"""MediaPipe's own engine behind the :class:`edgepose.Pipeline` interface.
+"""MediaPipe's own engine as an estimator of the one :class:`edgepose.Pipeline` loop.
 
-Two pipelines, chosen by backend name (see ``edgepose.engines``):
+Two engines, chosen by ``Options.backend``:
 
 - ``mediapipe``: the legacy ``mediapipe.solutions.pose.Pose`` graph (mediapipe>=0.10.14,
   <=0.10.21; 0.10.30 and later have no ``mediapipe.solutions``). One person.
@@ -10,13 +10,15 @@ Two pipelines, chosen by backend name (see ``edgepose.engines``):
   ``edgepose.models.cache_dir()``), so nothing is downloaded; a ``.task`` path is also
   accepted as ``model``.
 
-Both take the same :class:`Options` and frames as :class:`Pipeline` and return the same
-:class:`FrameResult` of :class:`Pose`, with these differences, all MediaPipe's:
+Both are bottom-up estimators (MediaPipe finds and follows people inside its own graph);
+the pipeline around them validates frames and timestamps, gives track ids (the shared
+tracker, by box overlap), smooths and assembles the same :class:`FrameResult` of
+:class:`Pose`, with these differences, all MediaPipe's:
 
 - ``Pose.score`` is the mean of the 33 landmark presence values: MediaPipe thresholds the
   model's pose-presence score but does not return it.
-- ``Pose.track_id`` is the index in the frame: MediaPipe Tasks has no track ids (the
-  legacy API tracks one person, always 0). ``Pose.roi`` is None (MediaPipe keeps it).
+- MediaPipe has no track ids: edgepose's tracker gives them from the keypoint boxes, as
+  for any bottom-up model. ``Pose.roi`` is None (MediaPipe keeps it).
 - ``FrameResult.stages_ms`` has ``preprocess`` (validation, BGR to RGB), ``mediapipe``
   (the whole MediaPipe call: it exposes no per-stage timing), ``postprocess`` and, when
   on, ``smoothing``. ``detector_ran`` is inferred from MediaPipe's rule: the detector runs
@@ -26,8 +28,8 @@ Both take the same :class:`Options` and frames as :class:`Pipeline` and return t
   its own default (one thread on desktop Linux, which is also steadier than two on a busy
   2-core machine). The legacy API has no thread setting and warns when it is given.
 - Smoothing (``Options.smoothing``) is edgepose's One Euro smoother applied to MediaPipe's
-  raw output, per track, from the caller's timestamps. The legacy API's own filter
-  (``smooth_landmarks=True``, which also steadies its tracking crop but runs on MediaPipe's
+  raw output, per track, from the caller's timestamps, with any ``max_people``. The legacy API's own filter
+  (``mediapipe_smoothing=True``, which also steadies its tracking crop but runs on MediaPipe's
   simulated 30 fps clock) is an alternative to it, not an addition.
 """
 
@@ -35,7 +37,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 import shutil
 import tempfile
@@ -44,12 +45,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgepose import models, smoothing
-from edgepose.errors import BackendError, InputError, ModelError
-from edgepose.image import as_color_image
-from edgepose.pipeline import Options
+from edgepose import models
+from edgepose.errors import BackendError, ModelError
+from edgepose.estimators import BottomUp, Estimate, keypoint_box, keypoint_scale
+from edgepose.options import Options
 from edgepose.profiler import StageClock
-from edgepose.types import FrameResult, Pose
+from edgepose.types import Pose
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +63,12 @@ MEDIAPIPE_DETECTION_SCORE = 0.5
 LEGACY_COMPLEXITY = {"lite": 0, "full": 1, "heavy": 2}
 TASK_SUFFIX = ".task"
 
-# Options that both MediaPipe backends honour; any other field must keep its default.
-_COMMON_OPTIONS = {"model", "detector", "threads", "max_people", "min_detection_confidence",
-                   "min_presence_confidence", "static_image_mode", "world_landmarks",
-                   "segmentation", "smoothing", "smoothing_min_cutoff", "smoothing_beta"}
+# Options both MediaPipe engines honour beyond the loop's own; any other field must keep
+# its default (Options.check_honoured).
+HONOURS = frozenset({"detector", "min_detection_confidence", "min_presence_confidence",
+                     "world_landmarks", "segmentation"})
+# A person found again overlapping a recent keypoint box this much takes its id.
+REID_IOU = 0.3
 
 
 def import_mediapipe():
@@ -76,17 +79,6 @@ def import_mediapipe():
         raise BackendError(f"this backend needs MediaPipe, which could not be imported ({exc}): "
                            f"{INSTALL_HINT}") from None
     return mediapipe
-
-
-def _check_options(options: Options, backend: str) -> None:
-    defaults = Options()
-    for field in dataclasses.fields(Options):
-        if field.name in _COMMON_OPTIONS:
-            continue
-        value = getattr(options, field.name)
-        if value != getattr(defaults, field.name):
-            raise BackendError(f"option {field.name}={value!r} is not available with backend "
-                               f"{backend!r} (MediaPipe runs its own graph); use backend 'tflite'")
 
 
 def _landmark_array(landmarks, width: int, height: int) -> np.ndarray:
@@ -108,65 +100,46 @@ def _world_array(landmarks) -> np.ndarray:
     return np.array([[lm.x, lm.y, lm.z] for lm in landmarks], dtype=np.float32)
 
 
-class _MediaPipePipeline:
-    """What both MediaPipe pipelines share: options, frame handling, results, smoothing."""
+class _MediaPipeEngine(BottomUp):
+    """What both MediaPipe engines share: MediaPipe's people as estimates."""
 
-    backend = ""
+    honours = HONOURS
+    reid_iou = REID_IOU
 
-    def __init__(self, options: Options | None, overrides: dict) -> None:
-        self.options = dataclasses.replace(options or Options(), **overrides)
-        _check_options(self.options, self.backend)
+    def __init__(self, options: Options) -> None:
+        self.options = options
         self._mp = import_mediapipe()
-        o = self.options
-        config = o.smoothing_config
-        self._smoother = smoothing.Smoother(config) if config else None
         self._previous_people = 0
-        self.runtime = f"{self.backend}/mediapipe {getattr(self._mp, '__version__', '?')}"
+        self.runtime = f"{self.family}/mediapipe {getattr(self._mp, '__version__', '?')}"
 
-    # -- public API ---------------------------------------------------------------------
-    def process(self, image: np.ndarray, timestamp_ms: float | None = None,
-                color: str = "bgr") -> FrameResult:
-        """Find poses in one frame. ``image`` is uint8 BGR (default) or RGB with
-        ``color="rgb"``; grayscale and 4-channel frames are accepted."""
+    def find(self, image: np.ndarray, color: str, clock: StageClock,
+             timestamp_ms: float | None) -> tuple[list[Estimate], bool]:
         o = self.options
-        clock = StageClock()
         t = clock.start()
-        img, swap = as_color_image(image, color)
-        rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if swap else img
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if color == "bgr" else image
         height, width = rgb.shape[:2]
         t = clock.stop("preprocess", t)
+        # MediaPipe's rule: its detector runs when fewer than max_people were found last
         detector_ran = o.static_image_mode or self._previous_people < o.max_people
         people = self._run(rgb, timestamp_ms)
         t = clock.stop("mediapipe", t)
-
-        poses = []
-        for i, (landmarks, world, mask) in enumerate(people):
+        found = []
+        for landmarks, world, mask in people:
             kp = _landmark_array(landmarks, width, height)
-            poses.append(Pose(
-                kp, float(kp[:, 4].mean()), track_id=i,
-                world=_world_array(world) if o.world_landmarks and world is not None else None,
-                mask=mask if o.segmentation else None,
-            ))
-        self._previous_people = len(poses)
+            pose = Pose(kp, float(kp[:, 4].mean()),
+                        world=_world_array(world) if o.world_landmarks and world is not None else None,
+                        mask=mask if o.segmentation else None)
+            box = keypoint_box(pose)
+            found.append(Estimate(pose, box, max(box[2] - box[0], box[3] - box[1]), keypoint_scale(pose)))
+        self._previous_people = len(found)
         clock.stop("postprocess", t)
-        if self._smoother is not None:
-            self._smoother.step_frame(poses, timestamp_ms, clock)
-        return FrameResult(poses, (width, height), timestamp_ms, clock.ms, detector_ran)
+        return found, detector_ran
+
+    def describe(self) -> dict:
+        return {"family": self.family, "model_path": self.landmark_path, "runtime": self.runtime}
 
     def reset(self) -> None:
-        """Forget the tracked people (e.g. between unrelated videos)."""
         self._previous_people = 0
-        if self._smoother is not None:
-            self._smoother.reset()
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def _run(self, rgb: np.ndarray, timestamp_ms: float | None) -> list[tuple]:
         """MediaPipe on one RGB frame: a (landmarks, world landmarks, mask) per person."""
@@ -192,7 +165,7 @@ def legacy_model_file(name: str, mediapipe_dir: Path | None = None) -> Path:
     the mediapipe package. The wheel ships only ``full``; MediaPipe would download the
     others on first use, so a missing one is copied there from edgepose's model resolver
     (``EDGEPOSE_MODEL_PATH``, the cache) instead, and never downloaded."""
-    mediapipe_dir = mediapipe_dir or models._mediapipe_dir()
+    mediapipe_dir = mediapipe_dir or models.mediapipe_dir()
     if mediapipe_dir is None:
         raise BackendError(f"backend 'mediapipe' needs MediaPipe: {INSTALL_HINT}")
     known = models.KNOWN_MODELS[name]
@@ -222,23 +195,24 @@ def legacy_model_file(name: str, mediapipe_dir: Path | None = None) -> Path:
     return target
 
 
-class MediaPipeSolutionPipeline(_MediaPipePipeline):
+class MediaPipeSolution(_MediaPipeEngine):
     """MediaPipe's legacy ``mediapipe.solutions.pose.Pose`` (backend ``mediapipe``).
 
-    ``smooth_landmarks=True`` turns on the legacy graph's own landmark filter (which also
-    steadies its tracking crop) in place of edgepose's smoother: pass ``smoothing="none"``
-    with it.
+    ``mediapipe_smoothing=True`` turns on the legacy graph's own landmark filter (which
+    also steadies its tracking crop) in place of edgepose's smoother: pass
+    ``smoothing="none"`` with it.
 
-    >>> with MediaPipeSolutionPipeline(model="full") as pipe:
+    >>> with Pipeline(backend="mediapipe", model="full") as pipe:
     ...     result = pipe.process(frame_bgr, timestamp_ms=t)
     """
 
-    backend = "mediapipe"
+    family = "mediapipe"
+    honours = HONOURS | {"mediapipe_smoothing"}
 
-    def __init__(self, options: Options | None = None, *, smooth_landmarks: bool = False,
-                 **overrides) -> None:
+    def __init__(self, options: Options) -> None:
+        smooth_landmarks = options.mediapipe_smoothing
         self._pose = None
-        super().__init__(options, overrides)
+        super().__init__(options)
         o = self.options
         pose_module, solution_base = _import_legacy()
         if o.max_people > 1:
@@ -251,14 +225,14 @@ class MediaPipeSolutionPipeline(_MediaPipePipeline):
         if o.detector not in ("blazepose", "detector"):
             raise BackendError("backend 'mediapipe' runs only its own detector, not "
                                f"{o.detector!r}: use backend 'mediapipe-tasks' for a detector file")
-        if smooth_landmarks and self._smoother is not None:
-            raise BackendError("smooth_landmarks=True is MediaPipe's own smoothing; it replaces "
+        if smooth_landmarks and o.smoothing_config is not None:
+            raise BackendError("mediapipe_smoothing=True is MediaPipe's own smoothing; it replaces "
                                f"edgepose's (smoothing={o.smoothing!r}): pass smoothing='none' with it")
         if o.threads is not None:
             log.warning("backend 'mediapipe' has no thread setting: threads=%d is not applied "
                         "(MediaPipe uses its own XNNPACK default)", o.threads)
         self.landmark_path = str(legacy_model_file(o.model))
-        self.detector_path = str(models._mediapipe_dir() / models.KNOWN_MODELS["detector"].wheel_path)
+        self.detector_path = str(models.mediapipe_dir() / models.KNOWN_MODELS["detector"].wheel_path)
         self.smooth_landmarks = smooth_landmarks
         self._solution_base = solution_base.SolutionBase
         try:
@@ -315,7 +289,7 @@ def _import_tasks():
 def cached_task_bundle(detector: str | os.PathLike, landmark: str | os.PathLike) -> Path:
     """A ``.task`` bundle of these two model files, built once and kept in the user cache
     under a name made of both files' digests."""
-    from converters.task_bundle import build_task_bundle
+    from edgepose.task_bundle import build_task_bundle
 
     key = f"{models.sha256_of(detector)[:16]}-{models.sha256_of(landmark)[:16]}"
     path = models.cache_dir() / "task" / f"pose_landmarker-{key}{TASK_SUFFIX}"
@@ -330,35 +304,29 @@ def cached_task_bundle(detector: str | os.PathLike, landmark: str | os.PathLike)
             "task-bundle --out FILE.task` and pass it as the model") from None
 
 
-class MediaPipeTasksPipeline(_MediaPipePipeline):
+class MediaPipeTasks(_MediaPipeEngine):
     """MediaPipe Tasks ``PoseLandmarker`` (backend ``mediapipe-tasks``).
 
     ``model`` is lite, full, heavy, a landmark ``.tflite`` file (bundled with ``detector``
     on the fly) or a ready ``.task`` bundle. In video mode MediaPipe needs strictly
     increasing whole-millisecond timestamps: ``timestamp_ms`` when given, else one more
-    than the last. ``track_id`` is the index in the frame, so with ``max_people > 1`` in
-    video mode edgepose's per-track smoothing cannot be used (``smoothing="none"``).
+    than the last.
 
-    >>> with MediaPipeTasksPipeline(model="full", max_people=3) as pipe:
+    >>> with Pipeline(backend="mediapipe-tasks", model="full", max_people=3) as pipe:
     ...     result = pipe.process(frame_bgr, timestamp_ms=t)
     """
 
-    backend = "mediapipe-tasks"
+    family = "mediapipe-tasks"
 
-    def __init__(self, options: Options | None = None, **overrides) -> None:
-        super().__init__(options, overrides)
+    def __init__(self, options: Options) -> None:
+        super().__init__(options)
         o = self.options
         self._base_options, self._vision = _import_tasks()
-        if self._smoother is not None and o.max_people > 1:
-            raise BackendError(
-                f"backend 'mediapipe-tasks' gives no track ids, so smoothing={o.smoothing!r} "
-                f"cannot follow {o.max_people} people from frame to frame: pass "
-                "smoothing='none' (--smoothing none), or max_people=1")
         if str(o.model).endswith(TASK_SUFFIX):
             if o.detector not in ("blazepose", "detector"):
                 raise BackendError(f"{o.model} is a .task bundle and carries its own detector; "
                                    f"drop detector={o.detector!r}")
-            from converters.task_bundle import check_task_bundle
+            from edgepose.task_bundle import check_task_bundle
 
             check_task_bundle(o.model)
             self.bundle_path = str(o.model)
@@ -409,14 +377,11 @@ class MediaPipeTasksPipeline(_MediaPipePipeline):
         if timestamp_ms is None:
             ts = 0 if self._last_timestamp is None else self._last_timestamp + 1
         else:
-            if not math.isfinite(timestamp_ms):
-                raise InputError(f"timestamp_ms must be a finite number, got {timestamp_ms}")
             ts = int(round(timestamp_ms))  # MediaPipe counts whole milliseconds
             if self._last_timestamp is not None and ts <= self._last_timestamp:
-                raise InputError(
-                    f"backend 'mediapipe-tasks' needs strictly increasing timestamps in video "
-                    f"mode (whole milliseconds): got {timestamp_ms} ms after "
-                    f"{self._last_timestamp} ms; call reset() before another video")
+                # the pipeline has checked the clock; within one millisecond, or a video
+                # that went back: MediaPipe's graph needs a later whole millisecond
+                ts = self._last_timestamp + 1
         self._last_timestamp = ts
         return ts
 

@@ -118,6 +118,9 @@ class Options:
         "override the landmark filter's min_cutoff (Hz; lower is smoother at rest)")
     smoothing_beta: float | None = _field(None, "smoothing",
         "override the landmark filter's beta (higher lags less when moving)")
+    mediapipe_smoothing: bool = _field(False, "smoothing",
+        "with --backend mediapipe: the legacy graph's own landmark filter (which also steadies "
+        "its crop) instead of edgepose's; pass --smoothing none with it")
 
     def __post_init__(self) -> None:
         for name in ("max_people", "redetect_every", "threads"):

@@ -1,315 +1,326 @@
-"""The BlazePose pipeline: frame -> person detector / tracker -> crop -> landmark model ->
-decode -> smoothing -> poses. The person detector is interchangeable (BlazePose's own,
-NanoDet, CenterNet or yours: :mod:`edgepose.detectors`). Owns the tracking state;
-``reset()`` forgets it, ``close()`` frees the models."""
+"""The one frame loop, for every model family and engine:
+
+frame -> validate (image, timestamp) -> person detector on the schedule / tracked crops
+      -> estimator (crop -> model -> decode) -> ids -> smoothing -> FrameResult
+
+The parts each have one job: a person detector (:mod:`edgepose.detectors`), an estimator
+per model family (:mod:`edgepose.estimators`), one tracker with one detection schedule
+and one re-identification rule (:mod:`edgepose.tracking`), one smoother
+(:mod:`edgepose.smoothing`). The loop's contract is enforced here, once: a bad frame or
+timestamp is an InputError and the pipeline stays usable; a constant timestamp (many
+live streams) falls back to the monotonic clock with one warning; a pipeline used from two
+threads at once, or after close(), raises UsageError.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
-import struct
+import threading
+import time
 
 import numpy as np
 
 from edgepose import models, smoothing
-from edgepose.backends import check_input, find_output, load_model
-from edgepose.detectors import PersonDetector, as_person_detector, backend_options, open_detector
-from edgepose.errors import ModelError
-from edgepose.options import Options, default_threads
-from edgepose.blazepose import landmarks as lmk
-from edgepose.blazepose.roi import roi_from_points
-from edgepose.decoders.geometry import box_iou
+from edgepose.detectors import PersonDetector, as_person_detector, open_detector
+from edgepose.errors import InputError, ModelError, UsageError
+from edgepose.estimators import Estimate, explains, same_body
 from edgepose.image import as_color_image
+from edgepose.options import Options, OptionError, default_threads
 from edgepose.profiler import StageClock
-from edgepose.tracking import BoxTracker
-from edgepose.types import FrameResult, Pose, Roi
+from edgepose.tracking import Track, Tracker
+from edgepose.types import FrameResult
 
 log = logging.getLogger(__name__)
 
-# A new detection closer than this (fraction of ROI size) to a tracked ROI is that person.
-SAME_PERSON_DISTANCE = 0.15
-# Two poses whose torso points are this close (fraction of ROI size) are one person.
-DUPLICATE_TORSO_DISTANCE = 0.1
-# New detections beyond max_people whose crops the landmark model may try in one frame
-# (a detection it rejects costs one run; the next candidate may be a person).
+# New detections beyond max_people whose crops the estimator may try in one frame (a
+# detection it rejects costs one run; the next candidate may be a person).
 EXTRA_CROPS = 2
-# A new person whose crop overlaps the crop of someone lost in the last
-# tracking.MEMORY_FRAMES frames this much (IoU of the unrotated squares: centres within
-# about a quarter of the side) takes their id back (the detector missed them, or the
-# landmark model's presence dipped on a small or half-hidden person).
-REID_IOU = 0.6
-# A person box overlapping a found pose's visible joints this much (IoU) is that person.
-EXPLAINED_IOU = 0.5
-_TORSO = [11, 12, 23, 24]
+# The Options fields the loop itself uses, whatever the family.
+LOOP_OPTIONS = frozenset({"backend", "model", "threads", "max_people", "static_image_mode",
+                          "smoothing", "smoothing_min_cutoff", "smoothing_beta"})
+
+__all__ = ["Pipeline", "Options"]
 
 
-def _default_threads() -> int:
-    return default_threads()
+class Pipeline:
+    """Poses from frames, for every model family and engine.
 
-
-@dataclasses.dataclass
-class _Track:
-    id: int
-    roi: Roi  # where to look in the next frame
-
-
-class BlazePosePipeline:
-    """BlazePose landmarks on a raw TFLite interpreter (or ONNX Runtime for .onnx files),
-    behind any person detector.
-
-    >>> pipe = Pipeline(model="full", max_people=2)                  # BlazePose's detector
+    >>> pipe = Pipeline(model="full", max_people=2)                  # BlazePose
     >>> pipe = Pipeline(model="heavy", detector="centernet", max_people=6)
+    >>> pipe = Pipeline(model="movenet-multipose", max_people=6)
+    >>> pipe = Pipeline(model="rtmpose.onnx", decoder="simcc", detector="centernet")
+    >>> pipe = Pipeline(backend="mediapipe-tasks", model="full")
     >>> pipe = Pipeline(person_detector=my_fn)     # my_fn(image_rgb) -> list[Detection]
     >>> result = pipe.process(frame_bgr, timestamp_ms=t)   # FrameResult
     >>> for pose in result.poses: pose.keypoints, pose.coco17, pose.track_id
 
-    ``person_detector`` (a :class:`~edgepose.detectors.PersonDetector` or a callable)
-    replaces ``options.detector``; close() closes it too.
+    A Pipeline follows one stream: use one per thread (a second thread calling
+    process() while one runs gets UsageError). ``person_detector`` (a
+    :class:`~edgepose.detectors.PersonDetector` or a callable) replaces
+    ``options.detector``; close() closes it too.
     """
 
     def __init__(self, options: Options | None = None, person_detector=None, **overrides) -> None:
-        self.options = dataclasses.replace(options or Options(), **overrides)
-        o = self.options
-        runtime_opts = {"runtime": o.runtime, "threads": o.threads or _default_threads(),
-                        "delegate": o.delegate, "provider": o.provider}
-        self.landmark_path = models.resolve(o.model, "landmark")
-        self.landmark_info = _converted_info(self.landmark_path, "blazepose-landmark")
-        opts = backend_options(self.landmark_path, **runtime_opts)
-        self._landmark = load_model(self.landmark_path, opts.pop("backend"), **opts)
         try:
-            self.person_detector: PersonDetector = (
-                as_person_detector(person_detector) if person_detector is not None
-                else open_detector(o.detector, **runtime_opts))
+            self.options = dataclasses.replace(options or Options(), **overrides)
+        except TypeError as exc:  # an unknown keyword
+            raise OptionError(f"{exc}; the options are the fields of edgepose.Options") from None
+        o = self.options
+        self.threads = capped_threads(o.threads)
+        self.estimator = open_estimator(o, self.threads)
+        est = self.estimator
+        self.person_detector: PersonDetector | None = None
+        try:
+            finds = est.finds_people or est.builtin_detector is not None
+            o.check_honoured(LOOP_OPTIONS | est.honours, est.family, "it finds people itself" if finds else "")
+            if est.finds_people:
+                if person_detector is not None:
+                    raise OptionError(f"{est.family} finds people itself: drop person_detector")
+            elif est.builtin_detector is not None:
+                self.person_detector = est.builtin_detector
+            else:
+                self.person_detector = (as_person_detector(person_detector) if person_detector is not None
+                                        else open_detector(o.detector, runtime=o.runtime, threads=self.threads,
+                                                           delegate=o.delegate, provider=o.provider))
         except BaseException:
-            self._landmark.close()
+            est.close()
             raise
-        self.runtime = f"{'onnx' if self.landmark_path.endswith('.onnx') else 'tflite'}/{self._landmark.runtime}"
-        self._bind_outputs()
-        config = o.smoothing_config
-        self._smoother = smoothing.Smoother(config) if config else None
-        self._tracks: list[_Track] = []
-        self._ids = BoxTracker(REID_IOU)
-        self._frames_since_detection = 0
-        self._lost_track = False
+        when_full = est.redetect_when_full if o.redetect_when_full is None else o.redetect_when_full
+        self.tracker = Tracker(est.reid_iou, o.redetect_every, when_full)
+        self.smoother = smoothing.smoother_for(o.smoothing_config)
+        self._clock = _Timestamps()
+        self._busy = threading.Lock()
+        self._closed = False
 
     @property
-    def detection_threshold(self) -> float:
+    def detection_threshold(self) -> float | None:
         """The person detector's score threshold: the option, else the detector's default."""
         if self.options.min_detection_confidence is not None:
             return self.options.min_detection_confidence
+        if self.person_detector is None:
+            return None
         return self.person_detector.default_score(self.options.max_people > 1)
 
-    def _bind_outputs(self) -> None:
-        m = self._landmark
-        check_input(m, (1, lmk.INPUT_SIZE, lmk.INPUT_SIZE, 3), "landmark")
-        wanted = ["landmarks", "presence", "heatmap", "world", "segmentation"]
-        self._lmk_out = {
-            role: find_output(m, lmk.SHAPES[role], role, "landmark") for role in wanted
-        }
+    def describe(self) -> dict:
+        """What runs: backend, model (the option), model_path, model_file, runtime,
+        family, detector (None when the model finds people itself), threads, and for a
+        file made by ``edgepose convert``, its variant and source file."""
+        est = self.estimator
+        facts = est.describe()
+        model = getattr(est, "model", None)
+        meta = getattr(model, "metadata", None) or {}
+        path = facts.get("model_path")
+        detector = None if est.finds_people or est.builtin_detector is not None else self.person_detector.name
+        return {"backend": self.options.backend, "model": self.options.model, "model_path": path,
+                "model_file": os.path.basename(path) if path else None,
+                "runtime": facts.get("runtime") or getattr(model, "runtime_label", ""),
+                "family": est.family, "detector": detector, "threads": self.threads,
+                "variant": meta.get("variant"), "converted_from": (meta.get("source") or {}).get("file")}
 
-    # -- public API ---------------------------------------------------------------------
+    # -- the loop -------------------------------------------------------------------------
     def process(self, image: np.ndarray, timestamp_ms: float | None = None,
                 color: str = "bgr") -> FrameResult:
-        """Find poses in one frame. ``image`` is uint8 BGR (default) or RGB with
-        ``color="rgb"``; grayscale and 4-channel frames are accepted."""
+        """Find poses in one frame: uint8 BGR (default) or RGB with ``color="rgb"``;
+        grayscale and 4-channel frames are accepted. ``timestamp_ms``: the frame's time
+        (video mode), else the monotonic clock."""
+        if self._closed:
+            raise UsageError("this Pipeline is closed: make a new one")
+        if not self._busy.acquire(blocking=False):
+            raise UsageError("Pipeline.process() was called from two threads at once: a Pipeline "
+                             "follows one stream; give each thread its own Pipeline")
+        try:
+            return self._process(image, timestamp_ms, color)
+        finally:
+            self._busy.release()
+
+    def _process(self, image, timestamp_ms, color) -> FrameResult:
         clock = StageClock()
         t = clock.start()
         img, swap = as_color_image(image, color)
         height, width = img.shape[:2]
-        t = clock.stop("preprocess", t)
-
+        image_color = "bgr" if swap else "rgb"
         o = self.options
-        tracks = [] if o.static_image_mode else self._tracks
-        rois = [(tr.id, tr.roi, None) for tr in tracks]
-        detector_ran = self._should_detect(len(tracks))
-        if detector_ran:
-            for roi, box in self._detect(img, swap, clock):
-                if not any(_same_person(roi, tr.roi) for tr in tracks):
-                    rois.append((None, roi, box))
-            self._frames_since_detection = 0
+        seconds = None
+        if not o.static_image_mode:
+            seconds, went_back = self._clock.check(timestamp_ms)
+            if went_back:
+                log.warning("timestamp went back (%s ms): a new video? tracks and smoothing restart",
+                            timestamp_ms)
+                self.reset()
+                self._clock.check(timestamp_ms)
+        clock.stop("preprocess", t)
+        est = self.estimator
+        if est.finds_people:
+            found, searched = est.find(img, image_color, clock, None if seconds is None else seconds * 1000.0)
         else:
-            self._frames_since_detection += 1
-
-        poses, auxiliary = [], []  # auxiliary: (2, 2) points that place each next crop
-        tries = o.max_people + EXTRA_CROPS  # crops of new detections, at most
-        for track_id, roi, box in rois:
-            if len(poses) >= o.max_people:
-                break
-            if box is not None and any(_explains(p, box) for p in poses):
-                continue  # a person already found fills this box
-            if track_id is None:
-                if tries == 0:
-                    break
-                tries -= 1
-            found = self._landmarks(img, swap, roi, clock)
-            if found is not None and box is not None and o.refine_box_crops:
-                # A box carries no rotation nor hip centre: crop again where the first
-                # pass puts the body, as tracking does on the next frame.
-                again = self._landmarks(img, swap, roi_from_points(*found[1]), clock)
-                found = again or found
-            if found is None:
-                continue
-            pose, aux = found
-            pose.track_id = -1 if track_id is None else track_id
-            if not any(_same_body(pose, p) for p in poses):  # the first crop of a body wins
-                poses.append(pose)
-                auxiliary.append(aux)
-
+            found, searched = self._top_down(img, image_color, clock)
+        poses = [e.pose for e in found]
         if o.static_image_mode:
             for i, pose in enumerate(poses):
                 pose.track_id = i
-            return FrameResult(poses, (width, height), timestamp_ms, clock.ms, detector_ran)
-
-        crops = [_square(roi_from_points(a[0], a[1])) for a in auxiliary]
-        for pose, track_id in zip(poses, self._ids.assign(crops, [p.track_id for p in poses])):
+            return FrameResult(poses, (width, height), timestamp_ms, clock.ms, searched)
+        ids = self.tracker.assign([e.box for e in found], [e.pose.track_id for e in found])
+        for pose, track_id in zip(poses, ids):
             pose.track_id = track_id
-        if self._smoother is not None:
-            auxiliary = self._smoother.step_frame(poses, timestamp_ms, clock, auxiliary)
-        alive = {p.track_id for p in poses}
-        self._lost_track = any(tr.id not in alive for tr in tracks)
-        self._tracks = [_Track(p.track_id, roi_from_points(a[0], a[1])) for p, a in zip(poses, auxiliary)]
+        anchors = self.smoother.step_frame(poses, seconds, [e.scale for e in found],
+                                           [e.anchor for e in found], clock)
+        if not est.finds_people:
+            self.tracker.follow([Track(e.pose.track_id, est.follow(e, a)) for e, a in zip(found, anchors)])
         poses.sort(key=lambda p: p.track_id)
-        return FrameResult(poses, (width, height), timestamp_ms, clock.ms, detector_ran)
+        return FrameResult(poses, (width, height), timestamp_ms, clock.ms, searched)
+
+    def _top_down(self, img: np.ndarray, color: str, clock: StageClock) -> tuple[list[Estimate], bool]:
+        """Tracked crops first, then the crops of new detections (when the schedule runs
+        the detector); one estimate per person, the first crop of a body winning."""
+        o, est = self.options, self.estimator
+        tracks = [] if o.static_image_mode else self.tracker.tracks
+        crops = [[t.id, t.crop, None] for t in tracks]  # track id (-1: new), crop, its box
+        detect = o.static_image_mode or self.tracker.should_detect(o.max_people)
+        if detect:
+            detector = self.person_detector
+            for d in detector.detect(img, color, self.detection_threshold, clock):
+                if not (d.box[2] > d.box[0] and d.box[3] > d.box[1]):
+                    continue
+                crop, box = est.crop_for(detector, d)
+                claimed = est.claims([(c[0], c[1]) for c in crops], crop)
+                if claimed is None:
+                    crops.append([-1, crop, box])
+                elif crops[claimed][0] >= 0 and est.redetect_when_full:
+                    crops[claimed][1] = crop  # the detection re-anchors a crop that follows keypoints
+        if not o.static_image_mode:
+            self.tracker.detected(detect)
+        found: list[Estimate] = []
+        tries = o.max_people + EXTRA_CROPS  # crops of new detections, at most
+        for track_id, crop, box in crops:
+            if len(found) >= o.max_people:
+                break
+            if box is not None and any(explains(e.pose, box) for e in found):
+                continue  # a person already found fills this box
+            if track_id < 0:
+                if tries == 0:
+                    break
+                tries -= 1
+            estimate = est.estimate(img, color, crop, box is not None, clock)
+            if estimate is None or any(same_body(estimate, e) for e in found):
+                continue  # nobody there, or a person another crop found first
+            estimate.pose.track_id = track_id
+            found.append(estimate)
+        return found, detect
 
     def reset(self) -> None:
         """Forget every track (e.g. between unrelated videos)."""
-        self._tracks = []
-        self._ids.reset()
-        self._frames_since_detection = 0
-        self._lost_track = False
-        if self._smoother is not None:
-            self._smoother.reset()
+        self.tracker.reset()
+        self.smoother.reset()
+        self._clock = _Timestamps()
+        reset = getattr(self.estimator, "reset", None)
+        if reset is not None:
+            reset()
 
     def close(self) -> None:
-        self.person_detector.close()
-        self._landmark.close()
+        """Free the models; process() afterwards raises UsageError. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._busy:
+            if self.person_detector is not None and self.person_detector is not self.estimator.builtin_detector:
+                self.person_detector.close()
+            self.estimator.close()
 
-    def __enter__(self) -> BlazePosePipeline:
+    def __enter__(self) -> Pipeline:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # -- steps ----------------------------------------------------------------------------
-    def _should_detect(self, tracked: int) -> bool:
-        o = self.options
-        if o.static_image_mode or tracked == 0:
-            return True
-        if tracked >= o.max_people:
-            return False
-        return self._lost_track or self._frames_since_detection + 1 >= o.redetect_every
 
-    def _detect(self, img: np.ndarray, swap: bool, clock: StageClock) -> list[tuple[Roi, tuple | None]]:
-        """The detector's ROIs, best first, each with its person box when the ROI was made
-        from that box (None for a rotated ROI from BlazePose's alignment points)."""
-        detector = self.person_detector
-        found = detector.detect(img, "bgr" if swap else "rgb", self.detection_threshold, clock)
-        found = [d for d in found if d.box[2] > d.box[0] and d.box[3] > d.box[1]]
-        roi_box = getattr(detector, "roi_box", lambda d: None)
-        return [(detector.roi(d), roi_box(d)) for d in found]
+class _Timestamps:
+    """The frame clock in seconds: the caller's timestamps while they make sense, else the
+    monotonic clock."""
 
-    def _landmarks(self, img: np.ndarray, swap: bool, roi: Roi,
-                   clock: StageClock) -> tuple[Pose, np.ndarray] | None:
-        """Landmarks in ``roi``: the pose and the (2, 2) auxiliary points that place the
-        next crop, or None when the model says nobody is there."""
-        o = self.options
-        t = clock.start()
-        x, to_image = lmk.preprocess(img, roi, swap)
-        t = clock.stop("preprocess", t)
-        roles = ["landmarks", "presence", "heatmap", "world"]
-        if o.segmentation:
-            roles.append("segmentation")
-        out = dict(zip(roles, self._landmark.run(x, [self._lmk_out[r] for r in roles])))
-        t = clock.stop("landmark", t)
-        # The presence output is already a probability (MediaPipe thresholds it raw).
-        score = float(out["presence"].reshape(-1)[0])
-        if score < o.min_presence_confidence:
-            clock.stop("postprocess", t)
-            return None
-        heatmap = out["heatmap"] if o.refine_heatmap else None
-        keypoints, aux = lmk.decode(out["landmarks"], heatmap, roi)
-        world = lmk.decode_world(out["world"], roi) if o.world_landmarks else None
-        mask = None
-        if o.segmentation:
-            mask = lmk.decode_mask(out["segmentation"], to_image, (img.shape[1], img.shape[0]))
-        pose = Pose(keypoints, score, world=world, mask=mask, roi=roi)
-        clock.stop("postprocess", t)
-        return pose, aux
+    def __init__(self) -> None:
+        self.last: float | None = None
+        self.monotonic = False
+
+    def check(self, timestamp_ms: float | None) -> tuple[float, bool]:
+        """(seconds, went_back). InputError for a timestamp that is not a finite number;
+        a repeated one switches to the monotonic clock for the rest of the stream."""
+        if timestamp_ms is not None:
+            if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, (int, float, np.number)) \
+                    or not math.isfinite(timestamp_ms):
+                raise InputError(f"timestamp_ms must be a finite number of milliseconds, got {timestamp_ms!r}")
+            if self.last is not None and not self.monotonic:
+                if timestamp_ms == self.last:
+                    log.warning("the same timestamp twice (%s ms; many live streams report a constant): "
+                                "using the monotonic clock from now on", timestamp_ms)
+                    self.monotonic = True
+                elif timestamp_ms < self.last:
+                    return timestamp_ms / 1000.0, True
+        if timestamp_ms is None or self.monotonic:
+            return time.monotonic(), False
+        self.last = float(timestamp_ms)
+        return self.last / 1000.0, False
 
 
-def _converted_info(path: str, task: str) -> dict | None:
-    """The metadata of a model made by ``edgepose convert`` (None for other files), checked
-    against the role it is given: a detector passed as the landmark model, or a model made
-    for another input normalisation, is a clear error."""
-    from edgepose.model_metadata import TASKS, read_tflite_metadata
+def capped_threads(threads: int | None) -> int:
+    """The interpreter threads to use: the option, at most the machine's cores (more only
+    make threads fight; 1000 made 2,001 OS threads and ran 7x slower)."""
+    if threads is None:
+        return default_threads()
+    cores = os.cpu_count() or 1
+    if threads > cores:
+        log.warning("threads=%d is more than this machine's %d cores: using %d", threads, cores, cores)
+        return cores
+    return threads
 
+
+def open_estimator(o: Options, threads: int):
+    """The estimator of the family ``o`` names: MediaPipe's engines by backend; your own
+    model by decoder; else the model file says (MoveNet single or MultiPose by its
+    outputs, BlazePose otherwise). The model file is opened once, here."""
+    if o.backend == "mediapipe":
+        from edgepose.mediapipe_backend import MediaPipeSolution
+
+        return MediaPipeSolution(o)
+    if o.backend == "mediapipe-tasks":
+        from edgepose.mediapipe_backend import MediaPipeTasks
+
+        return MediaPipeTasks(o)
+    from edgepose.backends import open_model
+
+    if o.decoder:
+        if not os.path.isfile(str(o.model)):
+            raise ModelError(f"--decoder {o.decoder} runs your own model file: {o.model!r} is not a "
+                             "file (give the path of a .onnx or .tflite model)")
+        path = str(o.model)
+    else:
+        path = models.resolve_converted(o.model) or models.resolve(o.model, "landmark")
+    model = open_model(path, runtime=o.runtime, threads=threads, delegate=o.delegate, provider=o.provider)
     try:
-        info = read_tflite_metadata(path)
-    except (ValueError, OSError, struct.error):
-        return None  # not ours, or unreadable: the backend's own checks report it
-    if info is None:
-        return info
-    if info.get("task") not in (None, task):
-        flag = "--detector" if info["task"] in ("blazepose-detector", "nanodet-person",
-                                                 "centernet-person") else "--model"
-        raise ModelError(f"{path} was converted as a {info['task']} model, not a {task} "
-                         f"model: pass it with {flag}")
-    expected = TASKS[task]["input"]
-    given = info.get("input", {})
-    if any(k in given and given[k] != expected[k] for k in ("mean", "std", "color", "layout")):
-        raise ModelError(f"{path} expects input {given}, but the pipeline feeds {expected}")
-    return info
+        return _estimator_for(model, o)
+    except BaseException:
+        model.close()
+        raise
 
 
-def _explains(pose: Pose, box: tuple) -> bool:
-    """Whether ``pose`` is the person in ``box``: the box around its visible landmarks
-    overlaps ``box`` by EXPLAINED_IOU or more."""
-    seen = pose.keypoints[pose.keypoints[:, 3] >= 0.5, :2]
-    if len(seen) < 2:
-        return False
-    return box_iou((*seen.min(axis=0), *seen.max(axis=0)), box) >= EXPLAINED_IOU
+def _estimator_for(model, o: Options):
+    from edgepose.estimators import movenet
 
+    if o.decoder == "yolo-pose":
+        from edgepose.estimators.yolo_pose import YoloPoseEstimator
 
-def _square(roi: Roi) -> tuple[float, float, float, float]:
-    """The ROI's square, unrotated: (x0, y0, x1, y1)."""
-    half = roi.size / 2
-    return roi.cx - half, roi.cy - half, roi.cx + half, roi.cy + half
+        return YoloPoseEstimator(model, o)
+    if o.decoder:
+        from edgepose.estimators.topdown import TopDownEstimator
 
+        return TopDownEstimator(model, o)
+    family = movenet.family_of(model)
+    if family == "movenet-single":
+        return movenet.MoveNetSingle(model, o)
+    if family == "movenet-multipose":
+        return movenet.MoveNetMultiPose(model, o)
+    from edgepose.estimators.blazepose import BlazePoseEstimator
 
-def _same_person(a: Roi, b: Roi) -> bool:
-    dist = np.hypot(a.cx - b.cx, a.cy - b.cy)
-    return dist < SAME_PERSON_DISTANCE * min(a.size, b.size)
-
-
-def _same_body(a: Pose, b: Pose) -> bool:
-    """Whether two poses are one person seen through two crops (BlazePose's and a box
-    detector's, or a box holding two people whose crop found the other one): their torsos
-    coincide (DUPLICATE_TORSO_DISTANCE)."""
-    torso = np.linalg.norm(a.keypoints[_TORSO, :2] - b.keypoints[_TORSO, :2], axis=1).mean()
-    return torso < DUPLICATE_TORSO_DISTANCE * min(a.roi.size, b.roi.size)
-
-
-def Pipeline(options: Options | None = None, person_detector=None, **overrides):
-    """Temporary front door while the one loop is built: the engine the options name."""
-    from edgepose.engines import create_pipeline
-
-    o = dataclasses.replace(options or Options(), **overrides)
-    if person_detector is not None:
-        return BlazePosePipeline(o, person_detector=person_detector)
-    pipe = create_pipeline(o.backend, o)
-    import types as _types
-
-    pipe.describe = _types.MethodType(_describe, pipe)
-    return pipe
-
-
-def _describe(pipe) -> dict:
-    from pathlib import Path
-
-    info = getattr(pipe, "landmark_info", None) or {}
-    det = getattr(pipe, "person_detector", None)
-    return {"backend": pipe.options.backend, "model": pipe.options.model,
-            "model_path": pipe.landmark_path, "model_file": Path(pipe.landmark_path).name,
-            "runtime": pipe.runtime, "detector": getattr(det, "name", None),
-            "variant": info.get("variant"), "converted_from": info.get("source", {}).get("file")}
+    return BlazePoseEstimator(model, o)

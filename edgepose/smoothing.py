@@ -21,16 +21,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import time
 
 import numpy as np
 
-from edgepose.blazepose.roi import ROI_SCALE
 from edgepose.types import Pose
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FREQUENCY = 30.0  # Hz, used until two timestamps give the real rate
 MIN_OBJECT_SCALE = 1e-6
 
 
@@ -121,7 +118,6 @@ class OneEuroFilter:
         self._raw: np.ndarray | None = None
         self._out: np.ndarray | None = None
         self._speed: np.ndarray | None = None
-        self._frequency = DEFAULT_FREQUENCY
 
     def __call__(self, t: float, value: np.ndarray, scale: float = 1.0) -> np.ndarray:
         """Filter ``value`` observed at time ``t`` (seconds). ``scale`` is the object size
@@ -139,11 +135,11 @@ class OneEuroFilter:
             self._t, self._raw, self._out = t, value.copy(), value.copy()
             self._speed = np.zeros_like(value)
             return value.copy()
-        self._frequency = 1.0 / (t - self._t)
-        speed = (value - self._raw) * value_scale * self._frequency
-        self._speed += _alpha(p.derivative_cutoff, self._frequency) * (speed - self._speed)
+        frequency = 1.0 / (t - self._t)
+        speed = (value - self._raw) * value_scale * frequency
+        self._speed += _alpha(p.derivative_cutoff, frequency) * (speed - self._speed)
         cutoff = p.min_cutoff + p.beta * np.abs(self._speed)
-        self._out += _alpha(cutoff, self._frequency) * (value - self._out)
+        self._out += _alpha(cutoff, frequency) * (value - self._out)
         self._t, self._raw = t, value.copy()
         return self._out.copy()
 
@@ -198,47 +194,62 @@ class Smoother:
         self.config = config
         self._people: dict[int, PersonFilter] = {}
 
-    def step(self, poses: list[Pose], t: float, auxiliary: list[np.ndarray] | None = None) -> list[np.ndarray]:
-        """Smooth each pose in place at time ``t`` (seconds); returns the smoothed
-        auxiliary points (one (2, 2) array per pose) when given."""
+    def step(self, poses: list[Pose], t: float, scales: list[float] | None = None,
+             anchors: list[np.ndarray | None] | None = None) -> list[np.ndarray | None]:
+        """Smooth each pose in place at time ``t`` (seconds). ``scales``: each person's
+        size in pixels, which values are divided by (default: the keypoints' box);
+        ``anchors``: points that place each person's next crop (or None), smoothed with
+        the auxiliary filter and returned."""
         alive = {p.track_id for p in poses}
         for track_id in list(self._people):
             if track_id not in alive:
                 del self._people[track_id]  # lost: a re-appearing person starts fresh
-        smoothed_aux = []
-        for i, pose in enumerate(poses):
+        scales = scales if scales is not None else [keypoint_scale(p) for p in poses]
+        anchors = anchors if anchors is not None else [None] * len(poses)
+        out = []
+        for pose, scale, anchor in zip(poses, scales, anchors):
             person = self._people.get(pose.track_id)
             if person is None:
                 person = self._people[pose.track_id] = PersonFilter(self.config)
-            scale = object_scale(pose, None if auxiliary is None else auxiliary[i])
             person.apply(pose, t, scale)
-            if auxiliary is not None:
-                smoothed_aux.append(person.apply_auxiliary(auxiliary[i], t, scale))
-        return smoothed_aux
+            out.append(None if anchor is None else person.apply_auxiliary(anchor, t, scale))
+        return out
 
-    def step_frame(self, poses: list[Pose], timestamp_ms: float | None, clock,
-                   auxiliary: list[np.ndarray] | None = None) -> list[np.ndarray]:
-        """:meth:`step` at a frame's timestamp (ms; the monotonic clock when None), timed
-        as the "smoothing" stage of ``clock`` (a :class:`~edgepose.profiler.StageClock`)."""
-        t = clock.start()
-        seconds = timestamp_ms / 1000.0 if timestamp_ms is not None else time.monotonic()
-        out = self.step(poses, seconds, auxiliary)
-        clock.stop("smoothing", t)
+    def step_frame(self, poses: list[Pose], t: float, scales: list[float],
+                   anchors: list[np.ndarray | None], clock) -> list[np.ndarray | None]:
+        """:meth:`step`, timed as the "smoothing" stage of ``clock`` (a
+        :class:`~edgepose.profiler.StageClock`)."""
+        started = clock.start()
+        out = self.step(poses, t, scales, anchors)
+        clock.stop("smoothing", started)
         return out
 
     def reset(self) -> None:
         self._people.clear()
 
 
-def object_scale(pose: Pose, auxiliary: np.ndarray | None = None) -> float:
-    """The size values are divided by, in pixels. As MediaPipe: the side of the alignment
-    box of this frame's auxiliary points (twice the distance between them, before the crop
-    is enlarged); else the crop without its 1.25 margin; else the keypoints' box (mean of
-    width and height)."""
-    if auxiliary is not None:
-        return 2.0 * float(np.linalg.norm(auxiliary[1] - auxiliary[0]))
-    if pose.roi is not None:
-        return pose.roi.size / ROI_SCALE
+class NoSmoother:
+    """Smoothing off: the same interface, values untouched."""
+
+    config = None
+
+    def step(self, poses, t, scales=None, anchors=None):
+        return list(anchors) if anchors is not None else [None] * len(poses)
+
+    def step_frame(self, poses, t, scales, anchors, clock):
+        return list(anchors)
+
+    def reset(self) -> None:
+        pass
+
+
+def smoother_for(config: SmoothingConfig | None) -> Smoother | NoSmoother:
+    return NoSmoother() if config is None else Smoother(config)
+
+
+def keypoint_scale(pose: Pose) -> float:
+    """A person's size when nothing better is known: the mean of the keypoints' box width
+    and height, in pixels."""
     span = pose.keypoints[:, :2].max(axis=0) - pose.keypoints[:, :2].min(axis=0)
     return float(span.mean())
 

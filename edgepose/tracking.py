@@ -1,31 +1,62 @@
-"""Track ids from person boxes, for the pipelines whose models give boxes (MoveNet
-MultiPose, your own models behind ``--decoder``) and for the people the BlazePose
-pipeline finds again.
+"""Tracks, the one detection schedule and the one re-identification rule, for every model
+family.
 
-A person takes the id of the box it overlaps most among those seen in the last
-``memory`` frames (IoU >= ``min_iou``): the person in the last frame first of all, and one
-lost for a few frames (missed, hidden) when found again where they were. Otherwise a new
-id. The BlazePose pipeline's crops follow their person; it gives the crops of new
-people to a BoxTracker too, so someone lost for a few frames gets their id back.
+- **Schedule** (:meth:`Tracker.should_detect`): in image mode, or with nobody tracked, the
+  person detector runs on every frame. In video mode it runs again after a track was lost
+  and at least every ``redetect_every`` frames; once ``max_people`` are tracked it stops,
+  unless ``redetect_when_full`` (the families whose crops follow their keypoints need the
+  detector to re-anchor them; BlazePose's crops follow its own alignment points).
+- **Ids** (:meth:`Tracker.assign`): a person followed from the last frame keeps its id. A
+  new person takes the id of the box it overlaps most (IoU >= ``min_iou``) among those
+  seen in the last ``memory`` frames and not taken this frame: someone missed or hidden
+  for a few frames who is found again where they were gets their id back. Otherwise a
+  new id; ids are never reused, even after :meth:`reset`.
 """
 
 from __future__ import annotations
 
-from edgepose.decoders.geometry import box_iou
+import dataclasses
+from typing import Any
+
+from edgepose.geometry import box_iou
 
 MEMORY_FRAMES = 25
 
 
-class BoxTracker:
-    def __init__(self, min_iou: float, memory: int = MEMORY_FRAMES) -> None:
+@dataclasses.dataclass
+class Track:
+    id: int
+    crop: Any  # where the estimator looks for this person in the next frame
+
+
+class Tracker:
+    def __init__(self, min_iou: float, redetect_every: int = 10, redetect_when_full: bool = False,
+                 memory: int = MEMORY_FRAMES) -> None:
         self.min_iou, self.memory = min_iou, memory
+        self.redetect_every, self.redetect_when_full = redetect_every, redetect_when_full
+        self.tracks: list[Track] = []
         self._seen: dict[int, tuple[tuple, int]] = {}  # id -> (last box, frame it was seen)
         self._frame = 0
         self._next_id = 0
+        self._since_detection = 0
+        self._lost = False
+
+    def should_detect(self, max_people: int) -> bool:
+        """Whether the person detector runs on this frame (video mode)."""
+        tracked = len(self.tracks)
+        if tracked == 0:
+            return True
+        if tracked >= max_people and not self.redetect_when_full:
+            return False
+        return self._lost or self._since_detection + 1 >= self.redetect_every
+
+    def detected(self, ran: bool) -> None:
+        """Count frames since the detector last ran."""
+        self._since_detection = 0 if ran else self._since_detection + 1
 
     def assign(self, boxes: list, known: list[int] | None = None) -> list[int]:
-        """One id per box of this frame. ``known``: ids the caller already holds (a crop
-        that followed its person), -1 for new people."""
+        """One id per box (x0, y0, x1, y1) of this frame. ``known``: the ids of people
+        followed from the last frame, -1 for new people."""
         known = list(known) if known is not None else [-1] * len(boxes)
         self._frame += 1
         free = {i: box for i, (box, _) in self._seen.items() if i not in known}
@@ -44,10 +75,20 @@ class BoxTracker:
         self._seen = {i: v for i, v in self._seen.items() if self._frame - v[1] < self.memory}
         return ids
 
+    def follow(self, tracks: list[Track]) -> None:
+        """The people to follow into the next frame; a tracked person missing from them
+        was lost, which brings the detector back."""
+        alive = {t.id for t in tracks}
+        self._lost = any(t.id not in alive for t in self.tracks)
+        self.tracks = tracks
+
     def new_id(self) -> int:
-        """An id never given before (ids are not reused, even after reset())."""
         self._next_id += 1
         return self._next_id - 1
 
     def reset(self) -> None:
+        """Forget every track and every recent box (ids keep counting up)."""
+        self.tracks = []
         self._seen.clear()
+        self._since_detection = 0
+        self._lost = False

@@ -52,11 +52,13 @@ class Detection:
 
     ``box`` is (x0, y0, x1, y1); ``keypoints`` is (K, 2) x, y: BlazePose's detector gives
     K = 4 (hip centre, full-body size/rotation point, shoulder centre, upper-body point).
+    ``source`` names the detector that found it (a combined detector's parts differ).
     """
 
     score: float
     box: tuple[float, float, float, float]
     keypoints: np.ndarray
+    source: str = ""
 
 
 @dataclasses.dataclass
@@ -130,10 +132,6 @@ class FrameResult:
     timestamp_ms: float | None = None
     stages_ms: dict[str, float] = dataclasses.field(default_factory=dict)
     detector_ran: bool = False
-
-    @property
-    def total_ms(self) -> float:
-        return sum(self.stages_ms.values())
 
     def to_dict(self) -> dict:
         return {

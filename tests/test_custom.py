@@ -1,4 +1,4 @@
-"""Your own pose model behind --decoder heatmap / simcc / yolo-pose (edgepose.custom).
+"""Your own pose model behind --decoder heatmap / simcc / yolo-pose (edgepose.estimators.topdown, edgepose.estimators.yolo_pose).
 
 No real weights of these families are available offline, so the models are tiny ONNX
 graphs built in code whose outputs follow their input: a bright spot in the frame is
@@ -18,8 +18,8 @@ import pytest
 
 from onnx_models import constant_model, pose_colour_heatmap_model, pose_heatmap_model, pose_simcc_model
 
-from edgepose.custom import CustomPipeline
-from edgepose.engines import create_pipeline
+from edgepose import Pipeline
+from edgepose.options import OptionError
 from edgepose.errors import ModelError
 from edgepose.types import Detection
 
@@ -57,10 +57,10 @@ def heatmap_model(tmp_path_factory):
 def test_heatmap_model_keypoints_land_where_its_maps_point(heatmap_model):
     """Each keypoint lands where its map's peak says, mapped back through the crop: the
     spot minus the keypoint's offset, scaled by the crop."""
-    from edgepose.decoders.geometry import box_crop_transform
+    from edgepose.geometry import box_crop_transform
 
     frame = spot_frame(300, 200)
-    with CustomPipeline(model=heatmap_model, decoder="heatmap", normalize="unit",
+    with Pipeline(model=heatmap_model, decoder="heatmap", normalize="unit",
                         person_detector=BoxAround(), static_image_mode=True, threads=1) as pipe:
         poses = pipe.process(frame).poses
     assert len(poses) == 1
@@ -98,7 +98,7 @@ def test_heatmap_model_tracks_the_person_between_frames(tmp_path, redetect_every
     path = str(pose_colour_heatmap_model(tmp_path / "colour.onnx", [0] * 9 + [2] * 8))
     detector = BoxAroundSpots()
     steps = [(300 + 12 * i, 100 + 4 * i) for i in range(8)]
-    with CustomPipeline(model=path, decoder="heatmap", normalize="unit", person_detector=detector,
+    with Pipeline(model=path, decoder="heatmap", normalize="unit", person_detector=detector,
                         redetect_every=redetect_every, threads=1) as pipe:
         results = [pipe.process(two_spot_frame((x, y), (x + 30, y + 200)), timestamp_ms=33.0 * i)
                    for i, (x, y) in enumerate(steps)]
@@ -113,7 +113,7 @@ def test_simcc_model_finds_the_spot(tmp_path):
     """RTMPose layout: simcc_x / simcc_y at split ratio 2 (read from the vector length),
     ImageNet normalisation (the default)."""
     path = str(pose_simcc_model(tmp_path / "simcc.onnx"))
-    with CustomPipeline(model=path, decoder="simcc", person_detector=BoxAround(),
+    with Pipeline(model=path, decoder="simcc", person_detector=BoxAround(),
                         static_image_mode=True, threads=1) as pipe:
         poses = pipe.process(spot_frame(420, 260)).poses
     assert len(poses) == 1
@@ -124,12 +124,12 @@ def test_simcc_model_finds_the_spot(tmp_path):
 def test_simcc_outputs_listed_y_first_are_read_by_name(tmp_path):
     """An export that lists simcc_y before simcc_x: the names (or the split ratios) say
     which is which."""
-    from edgepose.decoders.geometry import apply_transform, box_crop_transform
+    from edgepose.geometry import apply_transform, box_crop_transform
 
     x, y = np.zeros((1, 17, 384), np.float32), np.zeros((1, 17, 512), np.float32)
     x[..., 200], y[..., 100] = 5.0, 5.0  # input (100, 50) at split ratio 2
     path = str(constant_model(tmp_path / "yx.onnx", (1, 3, 256, 192), {"simcc_y": y, "simcc_x": x}))
-    with CustomPipeline(model=path, decoder="simcc", person_detector=BoxAround(),
+    with Pipeline(model=path, decoder="simcc", person_detector=BoxAround(),
                         static_image_mode=True, threads=1) as pipe:
         pose = pipe.process(spot_frame(300, 200)).poses[0]
     box = (239.5, 99.5, 359.5, 299.5)  # BoxAround: the spot covers pixels 295..304, 195..204
@@ -153,8 +153,8 @@ def test_yolo_pose_model_undoes_the_letterbox(tmp_path):
     grey above and below); keypoints come back in frame pixels, one id across frames."""
     path = str(constant_model(tmp_path / "yolo.onnx", (1, 3, 320, 320), {"output0": yolo_rows()}))
     frame = np.full((480, 640, 3), 90, np.uint8)
-    with create_pipeline(model=path, decoder="yolo-pose", max_people=5, threads=1) as pipe:
-        assert isinstance(pipe, CustomPipeline) and pipe.input_spec.normalize == "unit"
+    with Pipeline(model=path, decoder="yolo-pose", max_people=5, threads=1) as pipe:
+        assert pipe.describe()["family"] == "yolo-pose" and pipe.estimator.input_spec.normalize == "unit"
         results = [pipe.process(frame, timestamp_ms=40.0 * i) for i in range(3)]
     for r in results:
         assert len(r.poses) == 1 and r.poses[0].track_id == 0
@@ -166,25 +166,25 @@ def test_yolo_pose_model_undoes_the_letterbox(tmp_path):
 
 def test_wrong_decoder_for_the_model_is_one_clear_error(tmp_path, heatmap_model):
     with pytest.raises(ModelError, match=r"no simcc output for 17 keypoints .*expected two \(1, 17, bins\)"):
-        CustomPipeline(model=heatmap_model, decoder="simcc", person_detector=BoxAround())
+        Pipeline(model=heatmap_model, decoder="simcc", person_detector=BoxAround())
     with pytest.raises(ModelError, match=r"no heatmap output for 33 keypoints"):
-        CustomPipeline(model=heatmap_model, decoder="heatmap", keypoint_layout="blazepose33",
+        Pipeline(model=heatmap_model, decoder="heatmap", keypoint_layout="blazepose33",
                        person_detector=BoxAround())
     with pytest.raises(ModelError, match="is not a file"):
-        CustomPipeline(model="full", decoder="heatmap")
+        Pipeline(model="full", decoder="heatmap")
     dynamic = constant_model(tmp_path / "dyn.onnx", (1, 3, "h", "w"), {"output0": yolo_rows()})
     with pytest.raises(ModelError, match=r"dynamic size: give it \(--input-size HxW\)"):
-        CustomPipeline(model=str(dynamic), decoder="yolo-pose")
-    with CustomPipeline(model=str(dynamic), decoder="yolo-pose", input_size="320") as pipe:
-        assert pipe.input_spec.size == (320, 320)
+        Pipeline(model=str(dynamic), decoder="yolo-pose")
+    with Pipeline(model=str(dynamic), decoder="yolo-pose", input_size="320") as pipe:
+        assert pipe.estimator.input_spec.size == (320, 320)
     with pytest.raises(ValueError, match="decoder must be one of heatmap, simcc, yolo-pose"):
-        CustomPipeline(model=heatmap_model, decoder="hrnet")
+        Pipeline(model=heatmap_model, decoder="hrnet")
     with pytest.raises(ModelError, match="does not fit .* whose input is 256x192"):
-        CustomPipeline(model=heatmap_model, decoder="heatmap", input_size="320", person_detector=BoxAround())
-    with pytest.raises(ModelError, match="finds people itself: drop --detector centernet"):
-        CustomPipeline(model=str(dynamic), decoder="yolo-pose", input_size="320", detector="centernet")
-    with pytest.raises(ModelError, match="--segmentation needs BlazePose"):
-        CustomPipeline(model=heatmap_model, decoder="heatmap", segmentation=True, person_detector=BoxAround())
+        Pipeline(model=heatmap_model, decoder="heatmap", input_size="320", person_detector=BoxAround())
+    with pytest.raises(OptionError, match="detector=.centernet. .--detector. is not used by yolo-pose: it finds people itself"):
+        Pipeline(model=str(dynamic), decoder="yolo-pose", input_size="320", detector="centernet")
+    with pytest.raises(OptionError, match=r"segmentation=True \(--segmentation\) is not used by heatmap"):
+        Pipeline(model=heatmap_model, decoder="heatmap", segmentation=True, person_detector=BoxAround())
 
 
 def test_cli_runs_a_yolo_pose_model_from_flags(tmp_path):

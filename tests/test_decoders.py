@@ -8,7 +8,7 @@ import pytest
 
 from edgepose.backends import find_output
 from edgepose.decoders import centernet, heatmap, movenet, nanodet, simcc, yolo_pose
-from edgepose.decoders.geometry import (apply_transform, box_crop_transform, letterbox_transform,
+from edgepose.geometry import (apply_transform, box_crop_transform, letterbox_transform,
                                         nms, roi_from_box, stretch_transform)
 from edgepose.decoders.preprocess import InputSpec, make_input, parse_size
 from edgepose.backends import TensorSpec

@@ -9,16 +9,14 @@ import numpy as np
 import pytest
 
 from conftest import IMAGES, STREET, need
+from edgepose import Pipeline
 from edgepose.errors import BackendError, InputError, ModelError
+from edgepose.options import OptionError
 
 mp = pytest.importorskip("mediapipe", reason="needs mediapipe (pip install 'edgepose[mediapipe]')")
 
 from converters import task_bundle  # noqa: E402  (needs mediapipe's metadata tools)
-from edgepose.mediapipe_backend import (  # noqa: E402
-    MediaPipeSolutionPipeline,
-    MediaPipeTasksPipeline,
-    legacy_model_file,
-)
+from edgepose.mediapipe_backend import legacy_model_file  # noqa: E402
 
 MEMBERS = {task_bundle.DETECTOR_MEMBER, task_bundle.LANDMARK_MEMBER}
 
@@ -39,13 +37,13 @@ def bundle(tmp_path_factory, model_path):
 
 @pytest.fixture(scope="module")
 def legacy_image():
-    with MediaPipeSolutionPipeline(model="full", static_image_mode=True) as pipe:
+    with Pipeline(backend="mediapipe", model="full", static_image_mode=True) as pipe:
         yield pipe
 
 
 @pytest.fixture(scope="module")
 def tasks_image():
-    with MediaPipeTasksPipeline(model="full", static_image_mode=True) as pipe:
+    with Pipeline(backend="mediapipe-tasks", model="full", static_image_mode=True) as pipe:
         yield pipe
 
 
@@ -132,7 +130,7 @@ def test_bad_bundles_are_model_errors(case, message, bundle, model_path, tmp_pat
     with pytest.raises(ModelError, match=message):
         task_bundle.check_task_bundle(bad)
     with pytest.raises(ModelError, match=message):
-        MediaPipeTasksPipeline(model=str(bad))
+        Pipeline(backend="mediapipe-tasks", model=str(bad))
 
 
 def test_builder_refuses_models_in_the_wrong_slot(model_path, tmp_path):
@@ -172,7 +170,7 @@ def test_tasks_bundle_finds_the_same_people_as_our_pipeline(shared_images, model
     settings = {"static_image_mode": True, "max_people": 5, "min_detection_confidence": 0.5}
     people = 0
     with Pipeline(model=model_path("full"), detector=model_path("detector"), threads=2, **settings) as ours, \
-            MediaPipeTasksPipeline(model=str(bundle), **settings) as tasks:
+            Pipeline(backend="mediapipe-tasks", model=str(bundle), **settings) as tasks:
         for path in shared_images:
             bgr = cv2.imread(str(path))
             mine, theirs = ours.process(bgr).poses, tasks.process(bgr).poses
@@ -193,8 +191,8 @@ def test_segmentation_masks_match_ours(model_path):
 
     bgr = cv2.imread(str(need(IMAGES / "mpii" / "004645041.jpg")))
     masks = []
-    for cls in (Pipeline, MediaPipeSolutionPipeline, MediaPipeTasksPipeline):
-        with cls(model="full", static_image_mode=True, segmentation=True) as pipe:
+    for backend in ("tflite", "mediapipe", "mediapipe-tasks"):
+        with Pipeline(backend=backend, model="full", static_image_mode=True, segmentation=True) as pipe:
             mask = pipe.process(bgr).poses[0].mask
         assert mask.shape == bgr.shape[:2] and mask.dtype == np.float32
         masks.append(mask > 0.5)
@@ -211,54 +209,65 @@ def street_frames(n):
     return frames
 
 
-@pytest.mark.parametrize("backend", [MediaPipeSolutionPipeline, MediaPipeTasksPipeline])
+@pytest.mark.parametrize("backend", ["mediapipe", "mediapipe-tasks"])
 def test_video_mode_tracks_and_smooths(backend):
-    with backend(model="full") as pipe:
+    with Pipeline(backend=backend, model="full") as pipe:
         results = [pipe.process(f, timestamp_ms=20.0 * i) for i, f in enumerate(street_frames(6))]
     assert all(len(r.poses) == 1 for r in results)
     assert [r.detector_ran for r in results] == [True] + [False] * 5
     assert "smoothing" in results[-1].stages_ms
 
 
-def test_video_timestamps_must_increase():
+def test_tasks_takes_any_timestamps_the_pipeline_accepts(caplog):
+    """MediaPipe's graph needs strictly increasing whole milliseconds; the pipeline's clock
+    hands it those: a repeated timestamp switches to the monotonic clock, one that goes
+    back starts a new stream, one within a millisecond is moved on by one."""
     frame = street_frames(1)[0]
-    with MediaPipeTasksPipeline(model="full", smoothing="none") as pipe:
-        pipe.process(frame, timestamp_ms=40.0)
-        for stale in (40.0, 20.0, 40.3):
-            with pytest.raises(InputError, match="strictly increasing timestamps"):
-                pipe.process(frame, timestamp_ms=stale)
-        pipe.process(frame)  # no timestamp: one millisecond after the last
-        pipe.reset()
-        assert pipe.process(frame, timestamp_ms=0.0).poses
+    with Pipeline(backend="mediapipe-tasks", model="full", smoothing="none") as pipe:
+        for t in (40.0, 40.3, 20.0, 20.0):
+            assert pipe.process(frame, timestamp_ms=t).poses
+        with pytest.raises(InputError, match="finite number"):
+            pipe.process(frame, timestamp_ms=float("nan"))
+        assert pipe.process(frame).poses  # and usable after the bad frame
+    assert "timestamp went back" in caplog.text and "monotonic clock" in caplog.text
 
 
 @pytest.mark.parametrize("overrides, message", [
     ({"max_people": 2}, "use backend 'mediapipe-tasks'"),
     ({"model": "some/landmark.tflite"}, "not 'some/landmark.tflite'"),
-    ({"delegate": "libedgetpu.so.1"}, "delegate='libedgetpu.so.1' is not available"),
-    ({"smoothing": "default", "smooth_landmarks": True}, "pass smoothing='none'"),
+    ({"delegate": "libedgetpu.so.1"}, "delegate='libedgetpu.so.1' .--delegate. is not used by mediapipe"),
+    ({"smoothing": "default", "mediapipe_smoothing": True}, "pass smoothing='none'"),
 ])
 def test_legacy_backend_errors(overrides, message):
-    with pytest.raises(BackendError, match=message):
-        MediaPipeSolutionPipeline(**overrides)
+    with pytest.raises((BackendError, OptionError), match=message):
+        Pipeline(backend="mediapipe", **overrides)
 
 
-def test_tasks_cannot_smooth_several_untracked_people():
-    with pytest.raises(BackendError, match="smoothing='none'"):
-        MediaPipeTasksPipeline(max_people=2)
+def test_tasks_tracks_and_smooths_several_people():
+    """The shared tracker gives MediaPipe's people ids, so smoothing follows each."""
+    frames = street_frames(30)
+    with Pipeline(backend="mediapipe-tasks", model="full", max_people=3, min_detection_confidence=0.2) as pipe:
+        results = [pipe.process(f, timestamp_ms=20.0 * i) for i, f in enumerate(frames)]
+    ids = [[p.track_id for p in r.poses] for r in results]
+    assert max(len(i) for i in ids) >= 2, ids
+    poses, distinct = sum(len(i) for i in ids), {t for i in ids for t in i}
+    assert len(distinct) * 3 <= poses, ids  # ids last: not one per frame
+    assert all("smoothing" in r.stages_ms for r in results if r.poses)
 
 
 def test_missing_mediapipe_and_legacy_api(monkeypatch):
     monkeypatch.setitem(sys.modules, "mediapipe.python.solutions", None)
     with pytest.raises(BackendError, match=r"mediapipe>=0.10.14,<=0.10.21"):
-        MediaPipeSolutionPipeline()
+        Pipeline(backend="mediapipe")
     monkeypatch.setitem(sys.modules, "mediapipe", None)
     with pytest.raises(BackendError, match=r"pip install 'edgepose\[mediapipe\]'"):
-        MediaPipeTasksPipeline()
+        Pipeline(backend="mediapipe-tasks")
 
 
 def test_legacy_models_are_copied_in_not_downloaded(tmp_path, model_path):
     from edgepose import models
+
+    model_path("lite")  # skips without ../shared: the copy comes from there
 
     package = tmp_path / "mediapipe"
     (package / "modules" / "pose_landmark").mkdir(parents=True)

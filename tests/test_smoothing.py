@@ -12,6 +12,7 @@ from edgepose.smoothing import (
 from edgepose.types import Pose, Roi
 
 FPS = 30.0
+SIZE = 160.0  # the person size the smoother divides by (pixels)
 DEFAULT = PRESETS["default"].landmarks
 
 
@@ -80,16 +81,16 @@ def make_pose(value: float, track_id: int) -> Pose:
 def test_step_after_lost_track_is_not_smeared():
     smoother = Smoother(PRESETS["default"])
     for i in range(30):
-        smoother.step([make_pose(0.0, 7)], i / FPS)
+        smoother.step([make_pose(0.0, 7)], i / FPS, [SIZE])
     continuing = Smoother(PRESETS["default"])
     for i in range(30):
-        continuing.step([make_pose(0.0, 7)], i / FPS)
+        continuing.step([make_pose(0.0, 7)], i / FPS, [SIZE])
     smoother.step([], 30 / FPS)                       # the person is lost for a frame
     back = make_pose(100.0, 7)
-    smoother.step([back], 31 / FPS)
+    smoother.step([back], 31 / FPS, [SIZE])
     assert back.keypoints[0, 0] == pytest.approx(100.0)  # fresh state: no smear
     jumped = make_pose(100.0, 7)
-    continuing.step([jumped], 31 / FPS)
+    continuing.step([jumped], 31 / FPS, [SIZE])
     assert jumped.keypoints[0, 0] < 99.0                 # without the loss it is smoothed
 
 
@@ -100,19 +101,19 @@ def test_tracks_are_filtered_independently():
         a = make_pose(50 + rng.normal(0, 3), 1)
         b = make_pose(400 + rng.normal(0, 3), 2)
         a_copy = make_pose(float(a.keypoints[0, 0]), 1)
-        both.step([a, b], i / FPS)
-        alone.step([a_copy], i / FPS)
+        both.step([a, b], i / FPS, [SIZE, SIZE])
+        alone.step([a_copy], i / FPS, [SIZE])
         np.testing.assert_allclose(a.keypoints, a_copy.keypoints)
 
 
 def test_visibility_is_low_passed_and_input_arrays_untouched():
     smoother = Smoother(PRESETS["default"])
     first = make_pose(10.0, 0)
-    smoother.step([first], 0.0)
+    smoother.step([first], 0.0, [SIZE])
     pose = make_pose(10.0, 0)
     pose.keypoints[:, 3] = 0.0
     original = pose.keypoints
-    smoother.step([pose], 1 / FPS)
+    smoother.step([pose], 1 / FPS, [SIZE])
     assert pose.keypoints[0, 3] == pytest.approx(0.9)  # alpha 0.1 towards 0
     assert original[0, 3] == 0.0                       # the old array was not written into
 

@@ -87,8 +87,8 @@ def test_a_box_a_found_person_fills_gets_no_crop_of_its_own(model_path):
     with Pipeline(person_detector=lambda image: boxes, model=model_path("full"),
                   static_image_mode=True, max_people=3, threads=2) as pipe:
         runs = []
-        run = pipe._landmark.run
-        pipe._landmark.run = lambda *a, **k: runs.append(1) or run(*a, **k)
+        run = pipe.estimator.model.run
+        pipe.estimator.model.run = lambda *a, **k: runs.append(1) or run(*a, **k)
         poses = pipe.process(rgb, color="rgb").poses
     assert len(poses) == 2
     assert len(runs) == 4  # two boxes, each a first pass and its refined crop; no run for the copy
@@ -106,8 +106,8 @@ def test_crops_of_new_detections_per_frame_are_bounded(model_path):
     with Pipeline(person_detector=lambda image: boxes, model=model_path("full"),
                   static_image_mode=True, max_people=1, threads=2) as pipe:
         runs = []
-        run = pipe._landmark.run
-        pipe._landmark.run = lambda *a, **k: runs.append(1) or run(*a, **k)
+        run = pipe.estimator.model.run
+        pipe.estimator.model.run = lambda *a, **k: runs.append(1) or run(*a, **k)
         assert pipe.process(rgb, color="rgb").poses == []
     assert len(runs) == 1 + EXTRA_CROPS
 
@@ -133,7 +133,7 @@ def test_box_detector_on_onnx_centernet_layout(tmp_path, detector, model_path):
     from onnx_models import constant_model
 
     from edgepose.backends.onnxruntime import OnnxModel
-    from edgepose.decoders.geometry import stretch_transform
+    from edgepose.geometry import stretch_transform
     from edgepose.detectors import BOX_DETECTORS
 
     rgb = read_rgb(need(IMAGE))

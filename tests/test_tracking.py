@@ -1,6 +1,6 @@
-"""Track ids from person boxes (edgepose.tracking.BoxTracker)."""
+"""Track ids from person boxes (edgepose.tracking.Tracker)."""
 
-from edgepose.tracking import BoxTracker
+from edgepose.tracking import Tracker
 
 
 def walk(x: float) -> tuple:
@@ -8,14 +8,14 @@ def walk(x: float) -> tuple:
 
 
 def test_a_walking_person_keeps_one_id_and_a_newcomer_gets_another():
-    tracker = BoxTracker(min_iou=0.5)
+    tracker = Tracker(min_iou=0.5)
     ids = [tracker.assign([walk(100 + 5 * i)]) for i in range(5)]
     assert ids == [[0]] * 5
     assert tracker.assign([walk(125), walk(400)]) == [0, 1]
 
 
 def test_a_person_missed_for_a_few_frames_comes_back_with_their_id():
-    tracker = BoxTracker(min_iou=0.5, memory=10)
+    tracker = Tracker(min_iou=0.5, memory=10)
     tracker.assign([walk(100), walk(300)])
     for _ in range(5):
         assert tracker.assign([walk(300)]) == [1]  # person 0 unseen
@@ -23,7 +23,7 @@ def test_a_person_missed_for_a_few_frames_comes_back_with_their_id():
 
 
 def test_a_person_gone_longer_than_the_memory_gets_a_new_id():
-    tracker = BoxTracker(min_iou=0.5, memory=3)
+    tracker = Tracker(min_iou=0.5, memory=3)
     tracker.assign([walk(100)])
     for _ in range(3):
         tracker.assign([])
@@ -31,7 +31,7 @@ def test_a_person_gone_longer_than_the_memory_gets_a_new_id():
 
 
 def test_ids_the_caller_holds_are_kept_and_not_given_twice():
-    tracker = BoxTracker(min_iou=0.5)
+    tracker = Tracker(min_iou=0.5)
     tracker.assign([walk(100), walk(300)])
     # the caller's crop followed person 1 onto person 0's old place; the new box there
     # cannot take id 1, and takes the free id 0 only by overlap

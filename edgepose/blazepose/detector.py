@@ -10,7 +10,7 @@ import functools
 import cv2
 import numpy as np
 
-from edgepose.blazepose.landmarks import sigmoid
+from edgepose.geometry import iou, letterbox_transform as letterbox, sigmoid
 from edgepose.types import Detection
 
 INPUT_SIZE = 224
@@ -46,8 +46,6 @@ def anchors(input_size: int = INPUT_SIZE, strides: tuple[int, ...] = STRIDES) ->
 
 def letterbox_transform(width: int, height: int, size: int = INPUT_SIZE) -> np.ndarray:
     """(2, 3) affine from the ``size`` x ``size`` input to image pixels (aspect kept, centred)."""
-    from edgepose.decoders.geometry import letterbox_transform as letterbox
-
     return letterbox(width, height, size, size)
 
 
@@ -86,19 +84,6 @@ def decode(
     boxes = np.concatenate([cxy - half, cxy + half], axis=1)
     keypoints = raw[:, 4:].reshape(-1, NUM_KEYPOINTS, 2) + centres[:, None, :]
     return scores[keep], boxes, keypoints
-
-
-def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one (4,) box with (M, 4) boxes, all x0, y0, x1, y1."""
-    x0 = np.maximum(box[0], boxes[:, 0])
-    y0 = np.maximum(box[1], boxes[:, 1])
-    x1 = np.minimum(box[2], boxes[:, 2])
-    y1 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    union = area + areas - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def weighted_nms(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from edgepose.geometry import sigmoid
 from edgepose.types import Roi
 
 INPUT_SIZE = 256
@@ -25,11 +26,6 @@ SHAPES = {
     "heatmap": (1, 64, 64, NUM_OUTPUT_LANDMARKS),
     "world": (1, NUM_OUTPUT_LANDMARKS * 3),
 }
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    # tanh form: no overflow warning for large negative float32 logits
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 def preprocess(image: np.ndarray, roi: Roi, swap_rb: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -27,12 +27,3 @@ def roi_from_points(centre: np.ndarray, scale_point: np.ndarray, scale: float = 
     return Roi(cx, cy, size, rotation)
 
 
-def roi_iou(a: Roi, b: Roi) -> float:
-    """IoU of the axis-aligned bounds of two ROIs."""
-    ax0, ay0, ax1, ay1 = a.bounds()
-    bx0, by0, bx1, by1 = b.bounds()
-    iw = max(0.0, min(ax1, bx1) - max(ax0, bx0))
-    ih = max(0.0, min(ay1, by1) - max(ay0, by0))
-    inter = iw * ih
-    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
-    return inter / union if union > 0 else 0.0

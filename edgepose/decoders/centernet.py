@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgepose.decoders.geometry import boxes_to_image, nms
+from edgepose.geometry import boxes_to_image, nms
 from edgepose.types import Detection
 
 INPUT_SIZE = 512

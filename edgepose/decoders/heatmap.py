@@ -19,7 +19,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edgepose.decoders.geometry import apply_transform
+from edgepose.geometry import apply_transform
 
 REFINEMENTS = ("dark", "quarter", "none")
 DARK_BLUR_KERNEL = 11  # mmpose's default for 64x48 maps (sigma 2)
@@ -118,7 +118,7 @@ def decode(heatmaps: np.ndarray, to_image: np.ndarray, input_size: tuple[int, in
 
     heatmaps: (1, K, H, W) / (K, H, W), or channels last with ``channels="last"``.
     to_image: (2, 3) affine from model-input pixels to image pixels (for a top-down
-        model, :func:`~edgepose.decoders.geometry.box_crop_transform`).
+        model, :func:`~edgepose.geometry.box_crop_transform`).
     input_size: the model input (width, height) in pixels.
     udp: the heatmap corners align with the input corners (mmpose UDP codecs:
         input = heatmap * (input - 1) / (map - 1)); default: input = heatmap * input / map.

@@ -9,7 +9,7 @@ Crops are :class:`~edgepose.types.Roi` (rotation 0): warp with ``roi.crop_to_ima
 and a zero border, as ``tf.image.crop_and_resize`` does.
 
 MultiPose: input int32 (1, H, W, 3) RGB 0..255 (fixed 256x256 after TFLite conversion:
-pad the image to a square first, :func:`~edgepose.decoders.geometry.letterbox_transform`);
+pad the image to a square first, :func:`~edgepose.geometry.letterbox_transform`);
 output (1, 6, 56): per person 17 x (y, x, score), then box ymin, xmin, ymax, xmax, then
 the person score, all coordinates in [0, 1] of the input.
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgepose.decoders.geometry import apply_transform, boxes_to_image
+from edgepose.geometry import apply_transform, boxes_to_image
 from edgepose.keypoints import to_pose
 from edgepose.skeletons import CocoKeypoint
 from edgepose.types import Detection, Pose, Roi

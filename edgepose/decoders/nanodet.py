@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from edgepose.decoders.geometry import boxes_to_image, nms
+from edgepose.geometry import boxes_to_image, nms
 from edgepose.types import Detection
 
 INPUT_SIZE = 416

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgepose.decoders.geometry import apply_transform
+from edgepose.geometry import apply_transform
 
 SPLIT_RATIO = 2.0  # RTMPose's simcc_split_ratio
 

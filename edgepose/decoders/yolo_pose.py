@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgepose.blazepose.landmarks import sigmoid
-from edgepose.decoders.geometry import apply_transform, boxes_to_image, nms, xywh_to_xyxy
+from edgepose.geometry import sigmoid
+from edgepose.geometry import apply_transform, boxes_to_image, nms, xywh_to_xyxy
 from edgepose.keypoints import COCO17, Layout, to_pose
 from edgepose.types import Detection, Pose
 
@@ -42,7 +42,7 @@ def decode(output: np.ndarray, to_image: np.ndarray, num_keypoints: int = 17,
     """People in image pixels.
 
     output: (1, 5 + 3K, A) or (1, A, 5 + 3K). to_image: (2, 3) affine from input pixels to
-    image pixels (:func:`~edgepose.decoders.geometry.letterbox_transform` for YOLO's
+    image pixels (:func:`~edgepose.geometry.letterbox_transform` for YOLO's
     letterbox).
     Returns scores (N,), boxes (N, 4) x0, y0, x1, y1 and keypoints (N, K, 3) x, y,
     confidence, all float32, by descending score after NMS.

@@ -1,4 +1,4 @@
-"""Geometry shared by the decoders: model-input <-> image affines, NMS, box -> ROI.
+"""Geometry shared by every step: model-input <-> image affines, IoU, NMS, box -> ROI.
 
 An affine ``to_image`` is a (2, 3) float64 matrix taking model-input pixel coordinates
 (x right, y down) to image pixels; preprocessing warps with it (``cv2.WARP_INVERSE_MAP``)
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgepose.blazepose.detector import iou
 from edgepose.types import Roi
 
 # Box -> ROI enlargement for the BlazePose landmark model. BlazePose's own ROI (twice the
@@ -19,6 +18,11 @@ from edgepose.types import Roi
 BOX_ROI_SCALE = 1.5
 # mmpose's top-down crop: the box (after aspect-ratio fix) enlarged 1.25x.
 TOP_DOWN_PADDING = 1.25
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    # tanh form: no overflow warning for large negative float32 logits
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 def apply_transform(points: np.ndarray, to_image: np.ndarray) -> np.ndarray:
@@ -66,6 +70,19 @@ def roi_from_box(box: tuple[float, float, float, float], scale: float = BOX_ROI_
     if not (x1 > x0 and y1 > y0):
         raise ValueError(f"box must be (x0, y0, x1, y1) with x1 > x0 and y1 > y0, got {box}")
     return Roi((x0 + x1) / 2, (y0 + y1) / 2, scale * max(x1 - x0, y1 - y0), 0.0)
+
+
+def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one (4,) box with (M, 4) boxes, all x0, y0, x1, y1."""
+    x0 = np.maximum(box[0], boxes[:, 0])
+    y0 = np.maximum(box[1], boxes[:, 1])
+    x1 = np.minimum(box[2], boxes[:, 2])
+    y1 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    union = area + areas - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def box_iou(a, b) -> float:

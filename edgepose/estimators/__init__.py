@@ -1,0 +1,128 @@
+"""One estimator per model family: how to feed the model, run it and decode its output
+into poses, and where to look for each person in the next frame.
+
+The frame loop (:class:`edgepose.pipeline.Pipeline`) is the same for every family; an
+estimator is one of two kinds:
+
+- **top-down** (``finds_people = False``): the pipeline's person detector (or the
+  estimator's own ``builtin_detector``) gives detections, :meth:`crop_for` turns each into
+  a crop, :meth:`estimate` finds one person in a crop. BlazePose, heatmap and SimCC
+  models, MoveNet single-pose (whose "detector" is the whole frame).
+- **bottom-up** (``finds_people = True``): :meth:`find` finds every person in the whole
+  frame. MoveNet MultiPose, YOLO-pose, the MediaPipe engines.
+
+Each returns :class:`Estimate` objects; every family shares the tracker, the duplicate
+rule (:func:`same_body`), the smoother and the result type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Protocol
+
+import numpy as np
+
+from edgepose.geometry import box_iou
+from edgepose.profiler import StageClock
+from edgepose.smoothing import keypoint_scale  # noqa: F401  (re-exported for the estimators)
+from edgepose.types import Pose
+
+# Two poses whose torso joints lie this close (fraction of the smaller crop's side) are
+# one person seen through two crops.
+DUPLICATE_TORSO_DISTANCE = 0.1
+# A person box overlapping a found pose's visible joints this much (IoU) is that person.
+EXPLAINED_IOU = 0.5
+TORSO = [11, 12, 23, 24]  # BlazePose rows: shoulders, hips
+
+
+@dataclasses.dataclass
+class Estimate:
+    """One person found in one frame.
+
+    pose: the result. box: (x0, y0, x1, y1) the tracker re-identifies the person by.
+    size: the side of the crop the person was found in (pixels), for the duplicate rule.
+    scale: the person's size in pixels for the smoother (values are divided by it).
+    anchor: points that place the next crop, smoothed with the pose when given (BlazePose's
+    two auxiliary points), else None. next_crop: where to look in the next frame
+    (top-down), recomputed from the smoothed anchor by ``Estimator.follow``.
+    """
+
+    pose: Pose
+    box: tuple[float, float, float, float]
+    size: float
+    scale: float
+    anchor: np.ndarray | None = None
+    next_crop: Any = None
+
+
+class Estimator(Protocol):
+    family: str
+    honours: frozenset[str]       # the Options fields it uses, beyond the loop's own
+    finds_people: bool            # bottom-up: no person detector
+    builtin_detector: Any         # top-down families that search the frame themselves
+    reid_iou: float               # the tracker's IoU for re-identifying its boxes
+    redetect_when_full: bool      # the schedule's default for this family
+
+    def find(self, image: np.ndarray, color: str, clock: StageClock,
+             timestamp_ms: float | None) -> tuple[list[Estimate], bool]:
+        """Bottom-up: every person, and whether the whole frame was searched."""
+
+    def crop_for(self, detector, detection) -> tuple[Any, tuple | None]:
+        """Top-down: the crop of a detection, and the box it was made from (None when the
+        crop is aligned by the detection's keypoints)."""
+
+    def claims(self, crops: list[tuple[int, Any]], crop: Any) -> int | None:
+        """Top-down: the index in ``crops`` ((track id, crop), -1 for new) of the person
+        a new detection's crop shows, or None for someone new."""
+
+    def estimate(self, image: np.ndarray, color: str, crop: Any, from_box: bool,
+                 clock: StageClock) -> Estimate | None: ...
+
+    def follow(self, estimate: Estimate, anchor: np.ndarray | None) -> Any:
+        """The crop for the next frame."""
+
+    def describe(self) -> dict: ...
+
+    def close(self) -> None: ...
+
+
+def same_body(a: Estimate, b: Estimate) -> bool:
+    """Whether two estimates are one person seen through two crops (BlazePose's and a box
+    detector's, or a box holding two people whose crop found the other one): their torso
+    joints lie within DUPLICATE_TORSO_DISTANCE x the smaller crop's side."""
+    torso = np.linalg.norm(a.pose.keypoints[TORSO, :2] - b.pose.keypoints[TORSO, :2], axis=1).mean()
+    return torso < DUPLICATE_TORSO_DISTANCE * min(a.size, b.size)
+
+
+def explains(pose: Pose, box: tuple) -> bool:
+    """Whether ``pose`` is the person in ``box``: the box around its visible joints
+    overlaps ``box`` by EXPLAINED_IOU or more."""
+    seen = pose.keypoints[pose.keypoints[:, 3] >= 0.5, :2]
+    if len(seen) < 2:
+        return False
+    return box_iou((*seen.min(axis=0), *seen.max(axis=0)), box) >= EXPLAINED_IOU
+
+
+def keypoint_box(pose: Pose) -> tuple[float, float, float, float]:
+    xy = pose.keypoints[:, :2]
+    return (*(float(v) for v in xy.min(axis=0)), *(float(v) for v in xy.max(axis=0)))
+
+
+class BottomUp:
+    """What the bottom-up estimators share: no crops, no detector."""
+
+    finds_people = True
+    builtin_detector = None
+    redetect_when_full = False
+
+    def crop_for(self, detector, detection):
+        raise NotImplementedError
+
+    def claims(self, crops, crop):
+        raise NotImplementedError
+
+    def estimate(self, image, color, crop, from_box, clock):
+        raise NotImplementedError
+
+    def follow(self, estimate, anchor):
+        return None

@@ -1,0 +1,63 @@
+"""Your own bottom-up YOLO-pose model (``--decoder yolo-pose``): the whole frame,
+letterboxed with YOLO's grey 114, gives every person's box and keypoints."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgepose.backends import Model
+from edgepose.decoders import yolo_pose
+from edgepose.decoders.preprocess import make_input
+from edgepose.estimators import BottomUp, Estimate, keypoint_scale
+from edgepose.estimators.topdown import MODEL_OPTIONS, input_spec, missing_output, model_layout
+from edgepose.geometry import letterbox_transform
+from edgepose.options import Options
+from edgepose.profiler import StageClock
+
+YOLO_BORDER = 114.0
+# A new person overlapping a recent box this much (IoU) takes its id.
+REID_IOU = 0.5
+
+
+class YoloPoseEstimator(BottomUp):
+    family = "yolo-pose"
+    honours = MODEL_OPTIONS | {"min_detection_confidence"}
+    reid_iou = REID_IOU
+
+    def __init__(self, model: Model, options: Options) -> None:
+        self.model, self.options = model, options
+        self.layout = model_layout(model, options)
+        self.input_spec = input_spec(model, options, normalize=options.normalize or "unit",
+                                     border=YOLO_BORDER)
+        width = 5 + 3 * len(self.layout)
+        found = [i for i, s in enumerate(model.outputs) if len(s.shape) == 3 and width in s.shape[1:]]
+        if not found:
+            raise missing_output(model, "yolo-pose", self.layout,
+                                 f"(1, {width}, anchors) or (1, anchors, {width}) rows")
+        self._outputs = found[:1]
+        o = options.min_detection_confidence
+        self.threshold = yolo_pose.SCORE_THRESHOLD if o is None else o
+
+    def find(self, image: np.ndarray, color: str, clock: StageClock,
+             timestamp_ms: float | None) -> tuple[list[Estimate], bool]:
+        w, h = self.input_spec.size
+        t = clock.start()
+        to_image = letterbox_transform(image.shape[1], image.shape[0], w, h)
+        x = make_input(image, to_image, self.input_spec, image_color=color)
+        t = clock.stop("preprocess", t)
+        (out,) = self.model.run(x, self._outputs)
+        t = clock.stop("landmark", t)
+        scores, boxes, keypoints = yolo_pose.decode(out, to_image, len(self.layout),
+                                                    score_threshold=self.threshold,
+                                                    max_people=self.options.max_people)
+        found = [Estimate(pose, det.box, max(det.box[2] - det.box[0], det.box[3] - det.box[1]),
+                          keypoint_scale(pose))
+                 for det, pose in yolo_pose.to_results(scores, boxes, keypoints, self.layout)]
+        clock.stop("postprocess", t)
+        return found, True
+
+    def describe(self) -> dict:
+        return {"family": self.family, "model_path": self.model.path}
+
+    def close(self) -> None:
+        self.model.close()
