@@ -59,7 +59,8 @@ def tflite_to_onnx(source: str | os.PathLike, out: str | os.PathLike,
     import onnx
     from tf2onnx import convert
 
-    from converters.quantize import output_roles, task_of, write_atomic
+    from converters.quantize import output_roles, task_of
+    from edgepose.fileio import atomic_write
     from edgepose.models import sha256_of
 
     data = Path(source).read_bytes()
@@ -81,6 +82,7 @@ def tflite_to_onnx(source: str | os.PathLike, out: str | os.PathLike,
         onnx.checker.check_model(onnx_model)
     except onnx.checker.ValidationError as exc:
         raise ModelError(f"tf2onnx wrote an invalid ONNX model for {source}: {exc}") from None
-    write_atomic(out, onnx_model.SerializeToString())
+    with atomic_write(out) as tmp:
+        tmp.write_bytes(onnx_model.SerializeToString())
     log.info("wrote %s (%s)", out, facts)
     return Path(out)

@@ -40,7 +40,8 @@ def onnx_to_tflite(source: str | os.PathLike, out: str | os.PathLike, float16: b
     import onnx
 
     from converters.onnx_export import sanitize_names
-    from converters.quantize import output_roles, task_of, write_atomic
+    from converters.quantize import output_roles, task_of
+    from edgepose.fileio import atomic_write
     from edgepose.models import sha256_of
 
     try:
@@ -83,7 +84,8 @@ def onnx_to_tflite(source: str | os.PathLike, out: str | os.PathLike, float16: b
         f"convert from-onnx (onnx2tf {tools.tool_version('onnx2tf')})", outputs=output_roles(tfl),
         extra={"origin": src_meta.get("source")} if src_meta else None)
     metadata.set_tflite_metadata(tfl, info)
-    write_atomic(out, tflite_graph.dump(tfl))
+    with atomic_write(out) as tmp:
+        tmp.write_bytes(tflite_graph.dump(tfl))
     return Path(out)
 
 

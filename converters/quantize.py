@@ -26,13 +26,13 @@ import dataclasses
 import logging
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from converters import metadata, tflite_graph, tools
 from edgepose.errors import BackendError, ModelError
+from edgepose.fileio import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -215,24 +215,10 @@ def quantize_file(source: str | os.PathLike, variant: str, out: str | os.PathLik
                              f"convert quantize ({VARIANTS[variant].tool or 'edgepose'})",
                              outputs=output_roles(model), extra={"conversion": _jsonable(facts)})
     metadata.set_tflite_metadata(model, info)
-    write_atomic(out, tflite_graph.dump(model))
+    with atomic_write(out) as tmp:
+        tmp.write_bytes(tflite_graph.dump(model))
     log.info("wrote %s (%s, %d bytes)", out, variant, os.path.getsize(out))
     return Path(out)
-
-
-def write_atomic(out: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``out`` and rename it into place."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _jsonable(facts: dict) -> dict:

@@ -14,12 +14,12 @@ import hashlib
 import importlib.util
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from edgepose.errors import ModelError
+from edgepose.fileio import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -179,12 +179,15 @@ def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
     return h.hexdigest()
 
 
-def _mediapipe_dir() -> Path | None:
-    # find_spec on a top-level package locates it without importing it.
+def mediapipe_dir() -> Path | None:
+    """The installed ``mediapipe`` package's folder (found without importing it), or None."""
     spec = importlib.util.find_spec("mediapipe")
     if spec is None or not spec.submodule_search_locations:
         return None
     return Path(list(spec.submodule_search_locations)[0])
+
+
+_mediapipe_dir = mediapipe_dir  # old private name, until edgepose.mediapipe_backend switches
 
 
 def candidates(model: KnownModel) -> list[tuple[str, Path]]:
@@ -193,7 +196,7 @@ def candidates(model: KnownModel) -> list[tuple[str, Path]]:
     for folder in filter(None, os.environ.get("EDGEPOSE_MODEL_PATH", "").split(os.pathsep)):
         out.append(("EDGEPOSE_MODEL_PATH", Path(folder).expanduser() / model.filename))
     out.append(("cache", cache_dir() / model.filename))
-    mp_dir = _mediapipe_dir()
+    mp_dir = mediapipe_dir()
     if mp_dir is not None and model.wheel_path:
         out.append(("mediapipe wheel", mp_dir / model.wheel_path))
     return out
@@ -247,31 +250,32 @@ def _download(urls, dest: Path, sha256: str, name: str, timeout: float,
     if offline():
         raise ModelError(f"{name}: {dest.name} is not on this machine and downloads are turned "
                          f"off (EDGEPOSE_OFFLINE); copy it into {dest.parent}")
-    dest.parent.mkdir(parents=True, exist_ok=True)
     errors = []
     for url in urls:
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".download-", suffix=".part")
         try:
-            log.info("downloading %s", url)
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-                for block in iter(lambda: resp.read(1 << 16), b""):
-                    out.write(block)
-            digest = sha256_of(tmp)
-            if digest != sha256:
-                errors.append(f"{url}: sha256 {digest[:12]}... is not the pinned {sha256[:12]}...")
-                continue
-            os.replace(tmp, dest)
+            with atomic_write(dest) as tmp:
+                log.info("downloading %s", url)
+                with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+                    for block in iter(lambda: resp.read(1 << 16), b""):
+                        out.write(block)
+                digest = sha256_of(tmp)
+                if digest != sha256:  # raised inside the block: dest is left as it was
+                    raise _DigestMismatch(f"{url}: sha256 {digest[:12]}... is not the pinned "
+                                          f"{sha256[:12]}...")
             return dest
+        except _DigestMismatch as exc:
+            errors.append(str(exc))
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             errors.append(f"{url}: {getattr(exc, 'reason', exc)}")
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     why = "download failed (offline?): " + "; ".join(errors)
     if missing is not None:
         raise ModelError(_missing_message(missing, why))
     raise ModelError(f"{name}: {dest.name} is not on this machine and the {why}. "
                      f"Copy it into {dest.parent}")
+
+
+class _DigestMismatch(Exception):
+    """Downloaded bytes that are not the pinned file."""
 
 
 def _missing_message(model: KnownModel, why: str) -> str:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgepose import models
-from edgepose.backends import load_model
+from edgepose.backends import open_model
 from edgepose.errors import BackendError, ModelError
 
 from conftest import MODELS, need
@@ -18,7 +18,7 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGEPOSE_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("EDGEPOSE_MODEL_PATH", raising=False)
     monkeypatch.setenv("EDGEPOSE_OFFLINE", "1")
-    monkeypatch.setattr(models, "_mediapipe_dir", lambda: None)
+    monkeypatch.setattr(models, "mediapipe_dir", lambda: None)
     return tmp_path
 
 
@@ -71,16 +71,16 @@ def test_non_model_and_truncated_files_are_model_errors(tmp_path):
     junk = tmp_path / "junk.tflite"
     junk.write_bytes(b"not a model at all" * 10)
     with pytest.raises(ModelError, match="not a TFLite model"):
-        load_model(str(junk))
+        open_model(str(junk))
     data = need(MODELS / "pose_landmark_lite.tflite").read_bytes()
     cut = tmp_path / "cut.tflite"
     cut.write_bytes(data[: len(data) // 3])
     with pytest.raises(ModelError, match="could not be loaded"):
-        load_model(str(cut))
+        open_model(str(cut))
 
 
 def test_backend_runs_real_model_and_reports_tensors(model_path):
-    model = load_model(model_path("detector"), threads=2)
+    model = open_model(model_path("detector"), threads=2)
     assert [tuple(s.shape) for s in model.inputs] == [(1, 224, 224, 3)]
     assert sorted(tuple(s.shape) for s in model.outputs) == [(1, 2254, 1), (1, 2254, 12)]
     outs = model.run(np.zeros((1, 224, 224, 3), np.float32))
@@ -89,13 +89,13 @@ def test_backend_runs_real_model_and_reports_tensors(model_path):
 
 def test_unknown_runtime_and_bad_delegate(model_path, tmp_path):
     with pytest.raises(BackendError, match="unknown TFLite runtime"):
-        load_model(model_path("detector"), runtime="onnx")
+        open_model(model_path("detector"), runtime="onnx")
     with pytest.raises(BackendError, match="does not exist"):
-        load_model(model_path("detector"), delegate=str(tmp_path / "libnope.so"))
+        open_model(model_path("detector"), delegate=str(tmp_path / "libnope.so"))
     not_a_delegate = tmp_path / "libfake_delegate.so"
     not_a_delegate.write_bytes(b"\x7fELF garbage")
     with pytest.raises(BackendError, match="could not be loaded"):
-        load_model(model_path("detector"), delegate=str(not_a_delegate))
+        open_model(model_path("detector"), delegate=str(not_a_delegate))
 
 
 def test_wrong_model_in_a_slot_names_the_tensor(model_path):
@@ -117,8 +117,8 @@ def test_converted_metadata_is_read_and_checked(model_path, tmp_path):
     converted = tmp_path / "lite_marked.tflite"
     converted.write_bytes(with_tflite_metadata(open(source, "rb").read(), info))
     with Pipeline(model=str(converted), detector=model_path("detector")) as pipe:
-        assert pipe.landmark_info["variant"] == "float32"
-        assert pipe.landmark_info["source"]["file"] == "pose_landmark_lite.tflite"
+        facts = pipe.describe()
+        assert facts["variant"] == "float32" and facts["converted_from"] == "pose_landmark_lite.tflite"
     with pytest.raises(ModelError, match="converted as a blazepose-landmark model.*pass it with --model"):
         Pipeline(detector=str(converted))
     wrong = dict(info, input=dict(info["input"], std=127.5))
@@ -142,3 +142,38 @@ def test_tflite_runtime_with_numpy2_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("EDGEPOSE_TFLITE_RUNTIME", "tflite-runtime")
     with pytest.raises(BackendError, match="built against NumPy 1.x"):
         tflite._import_runtime("auto")
+
+
+def test_atomic_write_puts_the_file_in_place_or_leaves_the_old_one(tmp_path):
+    import os
+
+    from edgepose.fileio import atomic_write
+
+    out = tmp_path / "sub" / "model.tflite"
+    with atomic_write(out) as tmp:
+        assert tmp.parent == out.parent and not out.exists()
+        tmp.write_bytes(b"first")
+    assert out.read_bytes() == b"first" and os.stat(out).st_mode & 0o777 == 0o644
+    with pytest.raises(ModelError, match="check failed"):
+        with atomic_write(out) as tmp:
+            tmp.write_bytes(b"half written")
+            raise ModelError("check failed")
+    assert out.read_bytes() == b"first"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["model.tflite"]
+
+
+def test_download_keeps_only_bytes_with_the_pinned_digest(tmp_path, monkeypatch):
+    import hashlib
+
+    monkeypatch.delenv("EDGEPOSE_OFFLINE", raising=False)
+    good, bad = tmp_path / "good.bin", tmp_path / "bad.bin"
+    good.write_bytes(b"the pinned model")
+    bad.write_bytes(b"something else")
+    digest = hashlib.sha256(good.read_bytes()).hexdigest()
+    dest = tmp_path / "cache" / "model.bin"
+    with pytest.raises(ModelError, match=r"bad.bin: sha256 .* is not the pinned"):
+        models._download([bad.as_uri()], dest, digest, "test", timeout=5)
+    assert not dest.exists() and list(dest.parent.iterdir()) == []
+    assert models._download([bad.as_uri(), good.as_uri()], dest, digest, "test", timeout=5) == dest
+    assert dest.read_bytes() == b"the pinned model"
+    assert [p.name for p in dest.parent.iterdir()] == ["model.bin"]
