@@ -44,7 +44,7 @@ def add_convert_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def add_steps(parser: argparse.ArgumentParser) -> None:
-    from converters import quantize, task_bundle, verify
+    from converters import quantize, verify
 
     steps = parser.add_subparsers(dest="converter", required=True, metavar="STEP")
 
@@ -130,7 +130,7 @@ def add_steps(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--model", default="full",
                    help="landmark model: lite, full, heavy or a .tflite path (default: full)")
     b.add_argument("--out", required=True, type=Path, help="the .task file to write")
-    b.set_defaults(step=task_bundle.cmd_task_bundle, needs=[])
+    b.set_defaults(step=cmd_task_bundle, needs=[])
 
 
 def _verify_flags(p: argparse.ArgumentParser, verify) -> None:
@@ -286,6 +286,18 @@ def cmd_tfjs(args) -> int:
                   f"{r['latency_ms']['result']['median']:.1f} ms, {'PASSED' if ok else 'FAILED'}"
                   + ("" if ok else " (" + "; ".join(r["gate"]["reasons"]) + ")"))
     return EXIT_FAILED_GATE if failed else 0
+
+
+def cmd_task_bundle(args) -> int:
+    from edgepose import models
+    from edgepose.task_bundle import DETECTOR_MEMBER, LANDMARK_MEMBER, build_task_bundle
+
+    # Local files only: a missing model is an error that says how to fetch it.
+    detector = models.resolve(args.detector, "detector", download=False)
+    landmark = models.resolve(args.model, "landmark", download=False)
+    out = build_task_bundle(detector, landmark, args.out)
+    print(f"wrote {out}: {DETECTOR_MEMBER} <- {detector}, {LANDMARK_MEMBER} <- {landmark}")
+    return 0
 
 
 def _parse_shape(text: str) -> tuple[int, ...]:
