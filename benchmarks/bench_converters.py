@@ -58,8 +58,8 @@ def run(args) -> dict:
             rows.append({
                 "model": name, "variant": variant, "file": out.name, "bytes": r["result"]["bytes"],
                 "source_bytes": r["source"]["bytes"], "convert_s": round(convert_s, 2),
-                "latency_ms": r["latency_ms"]["result"]["median"],
-                "source_latency_ms": r["latency_ms"]["source"]["median"], "speedup": r["speedup"],
+                "latency_ms": r["latency_ms"]["result"]["p50"],
+                "source_latency_ms": r["latency_ms"]["source"]["p50"], "speedup": r["speedup"],
                 "landmark_px_mean": r["landmarks"]["px_mean"], "landmark_px_p95": r["landmarks"]["px_p95"],
                 "presence_agreement": r["landmarks"].get("presence_agreement"),
                 "visibility_agreement": r["landmarks"]["visibility_agreement"],

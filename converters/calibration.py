@@ -59,16 +59,16 @@ def person_crops(folder: str | os.PathLike, detector: str = "detector", landmark
     import cv2
 
     from edgepose import models
-    from edgepose.backends import load_model
+    from edgepose.backends import open_model
     from edgepose.blazepose import detector as det
     from edgepose.blazepose import landmarks as lmk
     from edgepose.blazepose.roi import roi_from_points
 
     files = image_files(folder)
-    det_model = load_model(models.resolve(detector, "detector", download=False), threads=threads)
+    det_model = open_model(models.resolve(detector, "detector", download=False), threads=threads)
     lmk_model = None
     if tracking_crops:
-        lmk_model = load_model(models.resolve(landmark, "landmark", download=False), threads=threads)
+        lmk_model = open_model(models.resolve(landmark, "landmark", download=False), threads=threads)
         roles = _landmark_outputs(lmk_model)
     crops: list[np.ndarray] = []
     unreadable = 0
@@ -144,11 +144,10 @@ def inputs_for(model_path: str, folder: str | os.PathLike, limit: int | None = 2
     """Calibration / test inputs that fit the model at ``model_path``: person crops for a
     (1, 256, 256, 3) landmark model, letterboxed images for the (1, 224, 224, 3) detector.
     Other input shapes are an InputError (give the inputs as a .npy file instead)."""
-    from edgepose.backends import load_model
+    from edgepose.backends import open_model
 
-    model = load_model(model_path, threads=1)
-    shape = tuple(model.inputs[0].shape)
-    model.close()
+    with open_model(model_path, threads=1) as model:
+        shape = tuple(model.inputs[0].shape)
     if shape == (1, 256, 256, 3):
         return person_crops(folder, landmark=model_path, limit=limit, **crop_options)
     if shape == (1, 224, 224, 3):

@@ -283,7 +283,7 @@ def cmd_tfjs(args) -> int:
             failed += not ok
             print(f"  {variant:8} {path} ({os.path.getsize(path) / 1e6:.1f} MB): max abs error "
                   f"{worst['max_abs']:.3g} vs TensorFlow on {r['samples']} photo(s), "
-                  f"{r['latency_ms']['result']['median']:.1f} ms, {'PASSED' if ok else 'FAILED'}"
+                  f"{r['latency_ms']['result']['p50']:.1f} ms, {'PASSED' if ok else 'FAILED'}"
                   + ("" if ok else " (" + "; ".join(r["gate"]["reasons"]) + ")"))
     return EXIT_FAILED_GATE if failed else 0
 
@@ -318,7 +318,7 @@ def _summary(r: dict) -> str:
         worst = max(r["outputs"].values(), key=lambda o: o["max_abs"])
         parts.append(f"max abs error {worst['max_abs']:.3g}")
     if "latency_ms" in r:
-        parts.append(f"{r['latency_ms']['result']['median']:.1f} ms vs {r['latency_ms']['source']['median']:.1f} ms")
+        parts.append(f"{r['latency_ms']['result']['p50']:.1f} ms vs {r['latency_ms']['source']['p50']:.1f} ms")
     if "accuracy" in r:
         parts.append(f"AP {r['accuracy']['result']['mean']['AP']:.3f} vs {r['accuracy']['source']['mean']['AP']:.3f}")
     parts.append("PASSED" if r["gate"]["passed"] else "FAILED")

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from edgepose.errors import InputError, ModelError
+from edgepose.fileio import atomic_write
 
 # tfjs dtype names -> numpy
 _DTYPES = {"float32": np.float32, "int32": np.int32, "bool": np.bool_, "float16": np.float16,
@@ -335,8 +336,8 @@ def to_tflite(saved_model: str | os.PathLike, out: str | os.PathLike, float16: b
     if metadata is not None:
         data = with_tflite_metadata(data, metadata)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(data)
+    with atomic_write(out) as tmp:
+        tmp.write_bytes(data)
     return out
 
 
@@ -362,8 +363,8 @@ def to_onnx(model: GraphModel, out: str | os.PathLike, opset: int = 13,
     if metadata is not None:
         set_onnx_metadata(proto, metadata)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(proto, str(out))
+    with atomic_write(out) as tmp:
+        onnx.save(proto, str(tmp))
     return out
 
 
@@ -387,27 +388,30 @@ TOLERANCE = {"float32": 1e-4, "float16": 2e-2, "onnx": 1e-4}
 
 
 class GraphRunner:
-    """The TensorFlow graph behind verify's Runner interface (the reference side)."""
+    """The TensorFlow graph as the reference side of a verification: the path / inputs /
+    outputs / run interface of an ``edgepose.backends.Model``."""
 
-    engine = "tensorflow"
+    engine = runtime_label = "tensorflow"
+    metadata = None
 
     def __init__(self, model: GraphModel) -> None:
+        from edgepose.backends import TensorSpec
+
         if len(model.inputs) != 1:
             raise ModelError(f"{model.path.name} has {len(model.inputs)} inputs; verification feeds one")
         self.path = str(model.path)
         self._fn = concrete_function(model)
-        self.input_shape = model.inputs[0].shape
-        self.input_dtype = np.dtype(model.inputs[0].dtype)
-        self.output_names = [o.name for o in model.outputs]
-        self.output_shapes = [o.shape for o in model.outputs]
+        self.inputs = [TensorSpec(i.name, tuple(i.shape), np.dtype(i.dtype)) for i in model.inputs]
+        self.outputs = [TensorSpec(o.name, tuple(o.shape), np.dtype(o.dtype)) for o in model.outputs]
 
-    def _invoke(self, x: np.ndarray) -> list[np.ndarray]:
+    def run(self, x: np.ndarray, wanted=None) -> list[np.ndarray]:
         import tensorflow as tf
 
-        return [y.numpy() for y in self._fn(tf.constant(x))]
+        outputs = [y.numpy() for y in self._fn(tf.constant(x))]
+        return outputs if wanted is None else [outputs[i] for i in wanted]
 
-    def run(self, x: np.ndarray) -> list[np.ndarray]:
-        return self._invoke(np.ascontiguousarray(x, dtype=self.input_dtype))
+    def close(self) -> None:
+        self._fn = None
 
 
 def sample_inputs(model: GraphModel, images: list[Path], input_spec: dict | None,
@@ -415,7 +419,7 @@ def sample_inputs(model: GraphModel, images: list[Path], input_spec: dict | None
     """(N, *input_shape) inputs (batch axis kept) made from real photos: each image stretched to the input
     size, normalised as ``input_spec`` (edgepose TASKS entry) says, raw 0..255 without one."""
     from edgepose.backends import TensorSpec
-    from edgepose.decoders.geometry import stretch_transform
+    from edgepose.geometry import stretch_transform
     from edgepose.decoders.preprocess import InputSpec, make_input
     from edgepose.sources import read_image
 
@@ -439,19 +443,19 @@ def verify_result(reference: GraphRunner, result: str | os.PathLike, inputs: np.
     from converters import tools, verify
     from edgepose.models import sha256_of
 
-    runner = verify.Runner(result)
-    if tuple(runner.input_shape) != tuple(reference.input_shape):
-        raise ModelError(f"{result} takes input {list(runner.input_shape)}, the graph "
-                         f"{list(reference.input_shape)}")
-    report = {
-        "source": {"path": reference.path, "sha256": sha256_of(reference.path),
-                   "bytes": _model_bytes(Path(reference.path))},
-        "result": {"path": str(result), "sha256": sha256_of(result), "bytes": os.path.getsize(result),
-                   "variant": variant, "engine": runner.engine},
-        **verify.compare(reference, runner, inputs),
-        "latency_ms": {"threads": verify.LATENCY_THREADS, "result": runner.latency_ms(inputs[0]),
-                       "method": "median after warm-up"},
-    }
+    with verify.open_compared(result) as runner:
+        if not verify.same_shape(runner.inputs[0].shape, reference.inputs[0].shape):
+            raise ModelError(f"{result} takes input {list(runner.inputs[0].shape)}, the graph "
+                             f"{list(reference.inputs[0].shape)}")
+        report = {
+            "source": {"path": reference.path, "sha256": sha256_of(reference.path),
+                       "bytes": _model_bytes(Path(reference.path))},
+            "result": {"path": str(result), "sha256": sha256_of(result), "bytes": os.path.getsize(result),
+                       "variant": variant, "engine": runner.runtime_label},
+            **verify.compare(reference, runner, inputs),
+            "latency_ms": {"threads": verify.LATENCY_THREADS, "result": verify.latency([runner], inputs[0])[0],
+                           "method": "p50 after warm-up"},
+        }
     gate = verify.gate(report, max_ap_drop=1.0, variant=None)
     limit = TOLERANCE[variant]
     for name, o in report["outputs"].items():

@@ -5,8 +5,9 @@ source's RMS (so outputs of different scale can be ranked and the worst named). 
 BlazePose landmark model also: landmark error in pixels on the 256 crop (33 body
 landmarks, x and y of the raw output), presence agreement (both above or both below
 0.5) and visibility agreement (per landmark, sigmoid >= 0.5). Then file size, latency per
-invoke (LiteRT, 2 threads, median after warm-up) and, when annotated image sets are
-given, OKS AP through ``edgepose.evaluation`` with the result in a real Pipeline.
+invoke (the runtime's own engine: LiteRT for .tflite, ONNX Runtime for .onnx; 2 threads,
+p50 after warm-up) and, when annotated image sets are given, OKS AP through
+``edgepose.evaluation`` with the result in a real Pipeline.
 
 The gate: a result fails when its AP drops by more than ``max_ap_drop`` (default 0.02)
 from the source's on any given set's mean, or when its outputs have collapsed (the
@@ -30,7 +31,9 @@ from typing import Sequence
 
 import numpy as np
 
+from edgepose.backends import Model, open_model
 from edgepose.errors import EdgeposeError, InputError, ModelError
+from edgepose.profiler import latency_stats
 
 log = logging.getLogger(__name__)
 
@@ -50,164 +53,94 @@ class GateError(EdgeposeError):
 
 
 # -- running models -----------------------------------------------------------------------------
-class Runner:
-    """One model (TFLite with LiteRT, or ONNX with onnxruntime): named outputs for an input."""
-
-    def __init__(self, path: str | os.PathLike, threads: int = LATENCY_THREADS) -> None:
-        self.path = str(path)
-        if not os.path.isfile(self.path):
-            raise ModelError(f"model file {self.path} does not exist")
-        if self.path.endswith(".onnx"):
-            self._open_onnx(threads)
-        else:
-            self._open_tflite(threads)
-
-    def _open_tflite(self, threads: int) -> None:
-        from edgepose.backends.tflite import check_tflite_file
-
-        check_tflite_file(self.path)
-        from ai_edge_litert.interpreter import Interpreter
-
-        try:
-            self._interp = Interpreter(model_path=self.path, num_threads=threads)
-            self._interp.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"{self.path} could not be loaded by LiteRT: {exc}") from None
-        ins, outs = self._interp.get_input_details(), self._interp.get_output_details()
-        self.input_shape = tuple(int(d) for d in ins[0]["shape"])
-        self.input_dtype = np.dtype(ins[0]["dtype"])
-        self.output_names = [d["name"] for d in outs]
-        self.output_shapes = [tuple(int(v) for v in d["shape"]) for d in outs]
-        self._in_index, self._out_index = ins[0]["index"], [d["index"] for d in outs]
-
-        def invoke(x: np.ndarray) -> list[np.ndarray]:
-            self._interp.set_tensor(self._in_index, x)
-            self._interp.invoke()
-            return [self._interp.get_tensor(i).copy() for i in self._out_index]
-
-        self._invoke = invoke
-        self.engine = "litert"
-
-    def _open_onnx(self, threads: int) -> None:
-        from converters import tools
-
-        tools.require("onnxruntime")
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        try:
-            sess = ort.InferenceSession(self.path, opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise ModelError(f"{self.path} could not be loaded by onnxruntime: {exc}") from None
-        inp = sess.get_inputs()[0]
-        self.input_shape = tuple(int(d) if isinstance(d, int) else 1 for d in inp.shape)
-        self.input_dtype = np.dtype(np.float32 if "float" in inp.type else np.int32)
-        self.output_names = [o.name for o in sess.get_outputs()]
-        self.output_shapes = [tuple(d if isinstance(d, int) else -1 for d in o.shape)
-                              for o in sess.get_outputs()]
-        name = inp.name
-
-        def invoke(x: np.ndarray) -> list[np.ndarray]:
-            return sess.run(None, {name: x})
-
-        self._invoke = invoke
-        self.engine = "onnxruntime"
-
-    def run(self, x: np.ndarray) -> list[np.ndarray]:
-        return self._invoke(np.ascontiguousarray(x, dtype=self.input_dtype))
-
-    def latency_ms(self, x: np.ndarray, warmup: int = LATENCY_WARMUP, runs: int = LATENCY_RUNS,
-                   budget_s: float = LATENCY_BUDGET_S) -> dict:
-        """Median / p90 / min ms per invoke after ``warmup`` invokes, at most ``runs``
-        timed invokes or ``budget_s`` seconds."""
-        x = np.ascontiguousarray(x, dtype=self.input_dtype)
-        for _ in range(warmup):
-            self._invoke(x)
-        times = []
-        deadline = time.perf_counter() + budget_s
-        while len(times) < runs and (len(times) < 5 or time.perf_counter() < deadline):
-            t = time.perf_counter_ns()
-            self._invoke(x)
-            times.append((time.perf_counter_ns() - t) / 1e6)
-        return _stats(times)
+# Both sides run on edgepose's own engines (edgepose.backends.open_model: TFLite or ONNX
+# Runtime by the file's suffix). A reference that is not a model file (the TensorFlow graph
+# of a TF.js model, converters.tfjs.GraphRunner) offers the same path / inputs / outputs /
+# run(x) interface.
+def open_compared(path: str | os.PathLike, threads: int = LATENCY_THREADS) -> Model:
+    """``path`` opened the way the runtime opens it (``threads`` intra-op threads)."""
+    return open_model(path, threads=threads)
 
 
-def paired_latency(a: Runner, b: Runner, x: np.ndarray, warmup: int = LATENCY_WARMUP,
-                   runs: int = LATENCY_RUNS, budget_s: float = 2 * LATENCY_BUDGET_S) -> tuple[dict, dict]:
-    """Latency of two models timed alternately, so that load from other processes on a
-    shared machine falls on both alike. Returns the two ``latency_ms`` dicts."""
-    xa = np.ascontiguousarray(x, dtype=a.input_dtype)
-    xb = np.ascontiguousarray(x, dtype=b.input_dtype)
+def feed(model, x: np.ndarray) -> np.ndarray:
+    """``x`` as ``model``'s input: in the dtype of the model's own input spec (float16,
+    uint8, int8, int32 inputs are fed in their own dtype), C-contiguous."""
+    return np.ascontiguousarray(x, dtype=model.inputs[0].dtype)
+
+
+def latency(models: Sequence, x: np.ndarray, warmup: int = LATENCY_WARMUP, runs: int = LATENCY_RUNS,
+            budget_s: float | None = None) -> list[dict]:
+    """Milliseconds per invoke of each model (``edgepose.profiler.latency_stats``: p50, p90,
+    ...) after ``warmup`` invokes, at most ``runs`` timed invokes each or ``budget_s`` seconds
+    (default LATENCY_BUDGET_S per model). Several models are invoked alternately, so that
+    load from other processes on a shared machine falls on all alike."""
+    budget_s = LATENCY_BUDGET_S * len(models) if budget_s is None else budget_s
+    feeds = [feed(m, x) for m in models]
     for _ in range(warmup):
-        a._invoke(xa)
-        b._invoke(xb)
-    times: tuple[list, list] = ([], [])
+        for model, arr in zip(models, feeds):
+            model.run(arr)
+    times: list[list[float]] = [[] for _ in models]
     deadline = time.perf_counter() + budget_s
     while len(times[0]) < runs and (len(times[0]) < 5 or time.perf_counter() < deadline):
-        for runner, arr, out in ((a, xa, times[0]), (b, xb, times[1])):
+        for model, arr, out in zip(models, feeds, times):
             t = time.perf_counter_ns()
-            runner._invoke(arr)
+            model.run(arr)
             out.append((time.perf_counter_ns() - t) / 1e6)
-    return tuple(_stats(t) for t in times)
+    return [latency_stats(t) for t in times]
 
 
-def _stats(times: list[float]) -> dict:
-    arr = np.array(times)
-    return {"median": round(float(np.median(arr)), 3), "p90": round(float(np.percentile(arr, 90)), 3),
-            "min": round(float(arr.min()), 3), "runs": len(times)}
-
-
-def match_outputs(source: Runner, result: Runner) -> list[int]:
+def match_outputs(source, result) -> list[int]:
     """For each source output, the index of the result output that is the same tensor:
     by name, else by shape when it is unique, else by position."""
+    names = [o.name for o in result.outputs]
     pairs = []
-    for i, (name, shape) in enumerate(zip(source.output_names, source.output_shapes)):
-        if name in result.output_names:
-            pairs.append(result.output_names.index(name))
+    for i, out in enumerate(source.outputs):
+        if out.name in names:
+            pairs.append(names.index(out.name))
             continue
-        same = [j for j, s in enumerate(result.output_shapes) if _same_shape(s, shape)]
+        same = [j for j, o in enumerate(result.outputs) if same_shape(o.shape, out.shape)]
         if len(same) == 1:
             pairs.append(same[0])
-        elif i < len(result.output_shapes):
+        elif i < len(result.outputs):
             pairs.append(i)
         else:
-            raise ModelError(f"{result.path} has no output like {source.path}'s {name} {list(shape)}")
+            raise ModelError(f"{result.path} has no output like {source.path}'s {out}")
     return pairs
 
 
-def _same_shape(a, b) -> bool:
+def same_shape(a, b) -> bool:
     return len(a) == len(b) and all(x == y or x == -1 or y == -1 for x, y in zip(a, b))
 
 
 # -- comparing outputs ----------------------------------------------------------------------------
-def compare(source: Runner, result: Runner, inputs: np.ndarray) -> dict:
+def compare(source, result, inputs: np.ndarray) -> dict:
     """Per-output errors and, for BlazePose landmark models, landmark figures.
 
-    inputs: (N, *input_shape) float32. Returns a JSON-ready dict."""
+    inputs: (N, *input_shape), fed to each model in its own input dtype. Returns a
+    JSON-ready dict."""
     order = match_outputs(source, result)
     src_all: list[list[np.ndarray]] = []
     res_all: list[list[np.ndarray]] = []
     for x in inputs:
-        src_all.append(source.run(x))
-        out = result.run(x)
+        src_all.append(source.run(feed(source, x)))
+        out = result.run(feed(result, x))
         res_all.append([np.asarray(out[j]).reshape(src_all[-1][k].shape) for k, j in enumerate(order)])
     outputs = {}
-    for k, name in enumerate(source.output_names):
+    shapes = [tuple(o.shape) for o in source.outputs]
+    for k, spec in enumerate(source.outputs):
         s = np.stack([o[k] for o in src_all]).astype(np.float64)
         r = np.stack([o[k] for o in res_all]).astype(np.float64)
         diff = np.abs(s - r)
         spread = float(s.std())
         rms = float(np.sqrt(np.mean(s * s)))
-        outputs[name] = {
-            "shape": list(source.output_shapes[k]), "role": _role(source.output_shapes[k]),
+        outputs[spec.name] = {
+            "shape": list(shapes[k]), "role": _role(shapes[k]),
             "max_abs": _r(diff.max()), "mean_abs": _r(diff.mean()),
             "relative": _r(diff.mean() / rms) if rms > 0 else None,
             "source_spread": _r(spread), "result_spread": _r(r.std()),
         }
     report = {"samples": int(len(inputs)), "outputs": outputs}
-    roles = {_role(s): k for k, s in enumerate(source.output_shapes)}
+    roles = {_role(s): k for k, s in enumerate(shapes)}
     if "landmarks" in roles:
         report["landmarks"] = _landmark_figures(src_all, res_all, roles)
     return report
@@ -312,44 +245,43 @@ class Verification:
 def verify(source: str | os.PathLike, result: str | os.PathLike, inputs: np.ndarray,
            annotated: Sequence[str | os.PathLike] = (), max_ap_drop: float = MAX_AP_DROP,
            variant: str | None = None, write: bool = True, timing: bool = True) -> Verification:
-    """Compare ``result`` with ``source`` on ``inputs`` ((N, *input_shape) float32), time
+    """Compare ``result`` with ``source`` on ``inputs`` ((N, *input_shape)), time
     both, score both on the ``annotated`` sets, apply the gate, write the report next to
     ``result`` (unless ``write`` is False). Returns the Verification; it does not raise
     when the gate fails (see ``Verification.passed`` and ``raise_on_failure``)."""
     from converters import tools
-    from edgepose.models import sha256_of
 
-    src, res = Runner(source), Runner(result)
-    if src.input_shape != res.input_shape:
-        raise ModelError(f"{result} takes input {list(res.input_shape)} but {source} takes "
-                         f"{list(src.input_shape)}: they cannot be compared")
     if len(inputs) == 0:
         raise InputError("no inputs to compare the models on")
-    meta = _metadata(result)
-    variant = variant or (meta or {}).get("variant")
-    report = {
-        "source": {"path": str(source), "sha256": sha256_of(source), "bytes": os.path.getsize(source)},
-        "result": {"path": str(result), "sha256": sha256_of(result), "bytes": os.path.getsize(result),
-                   "variant": variant, "engine": res.engine},
-        "size_ratio": _r(os.path.getsize(result) / os.path.getsize(source)),
-        **compare(src, res, inputs),
-    }
-    if timing:
-        src_ms, res_ms = paired_latency(src, res, inputs[0])
-        report["latency_ms"] = {"threads": LATENCY_THREADS, "source": src_ms, "result": res_ms,
-                                "method": "source and result invoked alternately, median after warm-up"}
-        report["speedup"] = _r(report["latency_ms"]["source"]["median"]
-                               / report["latency_ms"]["result"]["median"])
+    with open_compared(source) as src, open_compared(result) as res:
+        if not same_shape(src.inputs[0].shape, res.inputs[0].shape):
+            raise ModelError(f"{result} takes input {list(res.inputs[0].shape)} but {source} takes "
+                             f"{list(src.inputs[0].shape)}: they cannot be compared")
+        variant = variant or (res.metadata or {}).get("variant")
+        report = {
+            "source": _file_facts(source),
+            "result": {**_file_facts(result), "variant": variant, "engine": res.runtime_label},
+            "size_ratio": _r(os.path.getsize(result) / os.path.getsize(source)),
+            **compare(src, res, inputs),
+        }
+        if timing:
+            src_ms, res_ms = latency([src, res], inputs[0])
+            report["latency_ms"] = {"threads": LATENCY_THREADS, "source": src_ms, "result": res_ms,
+                                    "method": "source and result invoked alternately, p50 after warm-up"}
+            report["speedup"] = _r(src_ms["p50"] / res_ms["p50"])
+        result_engine = res.engine
     sets = annotated_sets(annotated) if annotated else []
     role = "landmark" if "landmarks" in report else "detector"
-    if sets and res.engine == "litert":
+    # The pipeline runs landmark models on either engine, its BlazePose detector on TFLite.
+    if sets and (role == "landmark" or result_engine == "tflite"):
         key = (report["source"]["sha256"], role, tuple(map(str, sets)))
         if key not in _SOURCE_ACCURACY:  # one source, many variants: score it once
             _SOURCE_ACCURACY[key] = accuracy(str(source), role, sets)
         report["accuracy"] = {"source": _SOURCE_ACCURACY[key],
                               "result": accuracy(str(result), role, sets)}
     elif sets:
-        report["accuracy_skipped"] = "the runtime runs TFLite models only: AP is measured for .tflite results"
+        report["accuracy_skipped"] = ("the pipeline runs the BlazePose detector with TFLite only: "
+                                      "AP is measured for .tflite detectors")
     report["gate"] = gate(report, max_ap_drop, variant)
     report["environment"] = tools.environment_facts()
     if write:
@@ -357,13 +289,10 @@ def verify(source: str | os.PathLike, result: str | os.PathLike, inputs: np.ndar
     return Verification(str(source), str(result), report)
 
 
-def _metadata(path) -> dict | None:
-    from converters import metadata
+def _file_facts(path: str | os.PathLike) -> dict:
+    from edgepose.models import sha256_of
 
-    try:
-        return metadata.read_metadata(path)
-    except (ValueError, ImportError, OSError):
-        return None
+    return {"path": str(path), "sha256": sha256_of(path), "bytes": os.path.getsize(path)}
 
 
 def gate(report: dict, max_ap_drop: float, variant: str | None) -> dict:
@@ -438,10 +367,10 @@ def markdown(report: dict) -> str:
     if "latency_ms" in report:
         lat = report["latency_ms"]
         if "source" in lat:
-            lines.append(f"| latency ({lat['threads']} threads, median) | {lat['source']['median']:.2f} ms "
-                         f"| {lat['result']['median']:.2f} ms ({report['speedup']:.2f}x) |")
+            lines.append(f"| latency ({lat['threads']} threads, median) | {lat['source']['p50']:.2f} ms "
+                         f"| {lat['result']['p50']:.2f} ms ({report['speedup']:.2f}x) |")
         else:  # a source that is not a runtime model (a TF.js graph): the result alone
-            lines.append(f"| latency ({lat['threads']} threads, median) | | {lat['result']['median']:.2f} ms |")
+            lines.append(f"| latency ({lat['threads']} threads, median) | | {lat['result']['p50']:.2f} ms |")
     acc = report.get("accuracy")
     if acc:
         for key in ("AP", "AR", "PCK@0.2"):
