@@ -149,7 +149,9 @@ def _quantize_needs(args) -> list[str]:
 
 
 def _verify_needs(args) -> list[str]:
-    return ["onnxruntime"] if str(args.result).endswith(".onnx") else []
+    from edgepose.backends import engine_for
+
+    return ["onnxruntime"] if engine_for(args.result) == "onnxruntime" else []
 
 
 # -- commands ----------------------------------------------------------------------------------------

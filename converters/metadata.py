@@ -44,8 +44,11 @@ def describe(source: str | os.PathLike, source_sha256: str, variant: str, task: 
 
 
 def read_metadata(path: str | os.PathLike) -> dict | None:
-    """edgepose metadata of a converted .tflite or .onnx file, or None when it has none."""
-    if str(path).endswith(".onnx"):
+    """edgepose metadata of a converted .tflite or .onnx file, or None when it has none
+    (without running it; a model that is run has it as ``open_model(path).metadata``)."""
+    from edgepose.backends import engine_for
+
+    if engine_for(path) == "onnxruntime":
         return read_onnx_metadata(path)
     return read_tflite_metadata(path)
 

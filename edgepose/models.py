@@ -187,8 +187,6 @@ def mediapipe_dir() -> Path | None:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-_mediapipe_dir = mediapipe_dir  # old private name, until edgepose.mediapipe_backend switches
-
 
 def candidates(model: KnownModel) -> list[tuple[str, Path]]:
     """(source, path) places where ``model`` may already be on this machine, in order."""

@@ -32,7 +32,8 @@ class StageClock:
 
 def latency_stats(values_ms) -> dict:
     """count, mean, std, min, p50, p90, p99 and max of a list of milliseconds, in the manner
-    of TFLite's benchmark_model."""
+    of TFLite's benchmark_model: the one latency summary of edgepose's reports (the run
+    profiler, ``edgepose bench``, the converters' verifier)."""
     arr = np.asarray(values_ms, dtype=np.float64)
     if arr.size == 0:
         return {"count": 0}

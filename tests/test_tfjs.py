@@ -193,19 +193,15 @@ def test_fused_ops_convert_and_match_numpy(tmp_path):
     proc = _edgepose_convert(path, "--out", tmp_path / "out", "--images", photos)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("PASSED") == 3, proc.stdout
-    from edgepose.backends import load_model
-    from edgepose.model_metadata import read_tflite_metadata
+    from edgepose.backends import open_model
 
     out = tmp_path / "out" / "model.tflite"
-    assert read_tflite_metadata(out)["variant"] == "float32"
     report = json.loads((tmp_path / "out" / "model.onnx.verify.json").read_text())
     assert report["gate"]["passed"] and report["outputs"]["Identity"]["max_abs"] < 1e-4
     x = np.random.default_rng(1).uniform(-1, 1, (1, 8, 8, 3)).astype(np.float32)
-    model = load_model(str(out))
-    try:
+    with open_model(out) as model:
+        assert model.metadata["variant"] == "float32"
         (y,) = model.run(x)
-    finally:
-        model.close()
     np.testing.assert_allclose(y, _reference(x, *weights), atol=1e-4)
 
 
@@ -324,13 +320,12 @@ def test_bench_compares_person_detectors(converted, model_path, tmp_path):
 def test_movenet_multipose_finds_everyone_in_a_crowd(converted):
     import cv2
 
-    from edgepose.engines import create_pipeline
-    from edgepose.movenet import MoveNetPipeline
+    from edgepose import Pipeline
 
     people = load_coco_people(need(IMAGES / "aic" / "test_aic.json"))
     name = next(iter(people))
-    with create_pipeline(model="movenet-multipose", max_people=6, static_image_mode=True, threads=2) as pipe:
-        assert isinstance(pipe, MoveNetPipeline) and pipe.multipose
+    with Pipeline(model="movenet-multipose", max_people=6, static_image_mode=True, threads=2) as pipe:
+        assert pipe.describe()["family"] == "movenet-multipose"
         poses = pipe.process(cv2.imread(str(IMAGES / "aic" / name))).poses
     assert len(poses) >= len(people[name])
     # every annotated person matched one to one (mean joint error < 0.2 x sqrt(box area))
@@ -343,10 +338,10 @@ def test_movenet_single_pose_tracks_its_crop(converted, model):
     frame only, one track id throughout, keypoints stay on the body."""
     import cv2
 
-    from edgepose.engines import create_pipeline
+    from edgepose import Pipeline
 
     frames = sorted(need(SHARED / "video" / "posetrack_000001").glob("*.jpg"))[:12]
-    with create_pipeline(model=model, threads=2) as pipe:
+    with Pipeline(model=model, threads=2) as pipe:
         results = [pipe.process(cv2.imread(str(f)), timestamp_ms=i * 33.3) for i, f in enumerate(frames)]
     assert all(len(r.poses) == 1 for r in results)
     assert {r.poses[0].track_id for r in results} == {0}
@@ -356,8 +351,10 @@ def test_movenet_single_pose_tracks_its_crop(converted, model):
 
 
 def test_converted_model_metadata_tells_the_runtime_what_it_is(converted):
-    from edgepose.detectors import model_task
-    from edgepose.movenet import is_movenet
+    from edgepose.backends import open_model
+    from edgepose.estimators.movenet import family_of
 
-    assert model_task(converted["centernet"]) == "centernet-person"
-    assert is_movenet(converted["movenet-thunder"]) and not is_movenet(converted["nanodet"])
+    with open_model(converted["centernet"]) as centernet, open_model(converted["movenet-thunder"]) as thunder, \
+            open_model(converted["nanodet"]) as nanodet:
+        assert centernet.metadata["task"] == "centernet-person"
+        assert family_of(thunder) == "movenet-single" and family_of(nanodet) is None
