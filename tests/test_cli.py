@@ -2,6 +2,7 @@
 clear line and a non-zero exit, never a traceback or a hang."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -124,6 +125,22 @@ def test_video_run_tracks_and_writes_video(short_clip, tmp_path):
     assert "detector blazepose ran on 1 of 12 frames" in err  # summary goes to stderr with --json -
     cap = cv2.VideoCapture(str(out))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
+
+
+def test_summary_says_whole_frame_search_for_a_model_that_finds_people_itself(short_clip, tmp_path):
+    pytest.importorskip("onnx", reason="needs the test extra (onnx) to build the stand-in model")
+    from onnx_models import constant_model
+
+    rows = np.zeros((20, 56), np.float32)  # YOLO-pose: one person, 17 keypoints on a line
+    rows[0, :5] = [160, 200, 100, 200, 0.9]
+    rows[0, 5:] = np.stack([np.full(17, 160.0), np.linspace(110, 290, 17), np.full(17, 0.8)], 1).ravel()
+    model = constant_model(tmp_path / "yolo.onnx", (1, 3, 320, 320), {"output0": rows.T[None]})
+    code, out, err = edgepose("run", short_clip, "--model", model, "--decoder", "yolo-pose",
+                              "--max-people", 3, "--threads", 1)
+    assert code == 0, err
+    line = next(line for line in out.splitlines() if line.startswith("people:"))
+    assert "12 pose(s) found" in line and "detector" not in line
+    assert re.search(r"; whole-frame search on \d+ of 12 frames$", line), line
 
 
 @pytest.fixture

@@ -77,3 +77,16 @@ def test_bench_command_writes_json_markdown_and_plot(tmp_path, model_path):
     assert "| full | tflite | 2 |" in (out / "bench.md").read_text()
     if (out / "bench.png").exists():
         assert (out / "bench.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_without_out_prints_the_table_and_writes_nothing(tmp_path, model_path):
+    image = next(need(IMAGES / "mhp").glob("*.jpg"))
+    here = tmp_path / "cwd"
+    here.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgepose", "bench", str(image), "--threads", "1",
+         "--warmup", "0", "--runs", "2"],
+        cwd=here, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "| full | tflite | 1 |" in proc.stdout and "wrote" not in proc.stdout
+    assert list(here.iterdir()) == []  # no bench-results/ in the current folder
