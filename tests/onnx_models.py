@@ -112,3 +112,23 @@ def pose_colour_heatmap_model(path: Path, channel_of_keypoint, input_hw=(256, 19
     inits = [numpy_helper.from_array(np.asarray(channel_of_keypoint, np.int64), "channels")]
     out = helper.make_tensor_value_info("heatmaps", TensorProto.FLOAT, [1, k, h // 4, w // 4])
     return _save(helper.make_graph(nodes, "colour_heatmap", [x], [out], inits), path)
+
+
+def brightness_model(path: Path, input_shape, template: np.ndarray, score_mask: np.ndarray,
+                     input_dtype=np.float32, scale: float = 255.0) -> Path:
+    """A model whose output is ``template`` with the entries ``score_mask`` marks set to
+    the input's mean brightness (/ ``scale``): a bright frame is "a person", a black frame
+    "nobody", so the pipeline's empty-frame and gap behaviour can be tested on any
+    family's output layout. input ``input_shape`` -> "output" of template's shape."""
+    template = np.asarray(template, np.float32)
+    x = helper.make_tensor_value_info("input", _TYPES[np.dtype(input_dtype)], list(input_shape))
+    nodes = [helper.make_node("Cast", ["input"], ["xf"], to=TensorProto.FLOAT),
+             helper.make_node("ReduceMean", ["xf"], ["mean"], keepdims=0),
+             helper.make_node("Div", ["mean", "scale"], ["level"]),
+             helper.make_node("Mul", ["mask", "level"], ["scores"]),
+             helper.make_node("Add", ["base", "scores"], ["output"])]
+    inits = [numpy_helper.from_array(np.array(scale, np.float32), "scale"),
+             numpy_helper.from_array(np.where(score_mask, 0, template).astype(np.float32), "base"),
+             numpy_helper.from_array(np.asarray(score_mask, np.float32), "mask")]
+    out = helper.make_tensor_value_info("output", TensorProto.FLOAT, list(template.shape))
+    return _save(helper.make_graph(nodes, "brightness", [x], [out], inits), path)
