@@ -98,7 +98,7 @@ class BlazePoseDetector:
         clock = _clock(clock)
         t = clock.start()
         to_image = det.letterbox_transform(image.shape[1], image.shape[0])
-        x = det.preprocess(image, to_image, color == "bgr")
+        x = det.preprocess(image, to_image, color)
         t = clock.stop("preprocess", t)
         boxes, scores = self._model.run(x, self._out)
         t = clock.stop("detector", t)

@@ -10,8 +10,8 @@ from edgepose.errors import InputError
 COLORS = ("bgr", "rgb")
 
 
-def as_color_image(frame: object, color: str = "bgr") -> tuple[np.ndarray, bool]:
-    """Return (H, W, 3) uint8 image and whether its channels must be swapped to get RGB.
+def as_color_image(frame: object, color: str = "bgr") -> tuple[np.ndarray, str]:
+    """Return an (H, W, 3) uint8 image and its channel order, "bgr" or "rgb".
 
     Accepts (H, W) or (H, W, 1) grayscale, (H, W, 3) BGR or RGB, (H, W, 4) BGRA or RGBA,
     all uint8 and of any size. The caller's array is never modified.
@@ -28,11 +28,11 @@ def as_color_image(frame: object, color: str = "bgr") -> tuple[np.ndarray, bool]
             "np.clip(frame * 255, 0, 255).astype(np.uint8) for floats in [0, 1]"
         )
     if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
-        return cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR), False
+        return cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR), "rgb"  # grey: either
     if frame.ndim != 3 or frame.shape[2] not in (3, 4):
         raise InputError(
             f"frame must be (H, W), (H, W, 3) or (H, W, 4) uint8, got shape {frame.shape}"
         )
     if frame.shape[2] == 4:
         frame = frame[..., :3]
-    return np.ascontiguousarray(frame), color == "bgr"
+    return np.ascontiguousarray(frame), color

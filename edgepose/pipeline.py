@@ -139,9 +139,8 @@ class Pipeline:
     def _process(self, image, timestamp_ms, color) -> FrameResult:
         clock = StageClock()
         t = clock.start()
-        img, swap = as_color_image(image, color)
+        img, image_color = as_color_image(image, color)
         height, width = img.shape[:2]
-        image_color = "bgr" if swap else "rgb"
         o = self.options
         seconds = None
         if not o.static_image_mode:
@@ -155,16 +154,18 @@ class Pipeline:
         est = self.estimator
         if est.finds_people:
             found, searched = est.find(img, image_color, clock, None if seconds is None else seconds * 1000.0)
+            known = [-1] * len(found)
         else:
-            found, searched = self._top_down(img, image_color, clock)
+            found, known, searched = self._top_down(img, image_color, clock)
         poses = [e.pose for e in found]
         if o.static_image_mode:
-            for i, pose in enumerate(poses):
-                pose.track_id = i
-            return FrameResult(poses, (width, height), timestamp_ms, clock.ms, searched)
-        ids = self.tracker.assign([e.box for e in found], [e.pose.track_id for e in found])
+            ids = range(len(poses))  # unrelated images: the index in the image
+        else:
+            ids = self.tracker.assign([e.box for e in found], known)
         for pose, track_id in zip(poses, ids):
             pose.track_id = track_id
+        if o.static_image_mode:
+            return FrameResult(poses, (width, height), timestamp_ms, clock.ms, searched)
         anchors = self.smoother.step_frame(poses, seconds, [e.scale for e in found],
                                            [e.anchor for e in found], clock)
         if not est.finds_people:
@@ -172,9 +173,12 @@ class Pipeline:
         poses.sort(key=lambda p: p.track_id)
         return FrameResult(poses, (width, height), timestamp_ms, clock.ms, searched)
 
-    def _top_down(self, img: np.ndarray, color: str, clock: StageClock) -> tuple[list[Estimate], bool]:
+    def _top_down(self, img: np.ndarray, color: str,
+                  clock: StageClock) -> tuple[list[Estimate], list[int], bool]:
         """Tracked crops first, then the crops of new detections (when the schedule runs
-        the detector); one estimate per person, the first crop of a body winning."""
+        the detector); one estimate per person, the first crop of a body winning. Returns
+        the estimates, the track id each was followed under (-1: new) and whether the
+        detector ran."""
         o, est = self.options, self.estimator
         tracks = [] if o.static_image_mode else self.tracker.tracks
         crops = [[t.id, t.crop, None] for t in tracks]  # track id (-1: new), crop, its box
@@ -193,6 +197,7 @@ class Pipeline:
         if not o.static_image_mode:
             self.tracker.detected(detect)
         found: list[Estimate] = []
+        known: list[int] = []
         tries = o.max_people + EXTRA_CROPS  # crops of new detections, at most
         for track_id, crop, box in crops:
             if len(found) >= o.max_people:
@@ -206,9 +211,9 @@ class Pipeline:
             estimate = est.estimate(img, color, crop, box is not None, clock)
             if estimate is None or any(same_body(estimate, e) for e in found):
                 continue  # nobody there, or a person another crop found first
-            estimate.pose.track_id = track_id
             found.append(estimate)
-        return found, detect
+            known.append(track_id)
+        return found, known, detect
 
     def reset(self) -> None:
         """Forget every track (e.g. between unrelated videos)."""

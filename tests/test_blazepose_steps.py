@@ -75,7 +75,7 @@ def test_crop_warp_and_projection_are_inverse():
     image = np.zeros((480, 640, 3), np.uint8)
     cv2.circle(image, (400, 150), 4, (255, 255, 255), -1)
     roi = Roi(380.0, 170.0, 120.0, rotation=0.7)
-    crop, to_image = lmk.preprocess(image, roi, swap_rb=False)
+    crop, to_image = lmk.preprocess(image, roi, "rgb")
     weight = crop[0, :, :, 0]
     vs, us = np.mgrid[0:256, 0:256]
     u, v = (us * weight).sum() / weight.sum(), (vs * weight).sum() / weight.sum()

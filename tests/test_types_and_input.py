@@ -37,15 +37,15 @@ def test_pose_json_contract():
     assert len(d["keypoints"]) == 33 and all(len(row) == 5 for row in d["keypoints"])
 
 
-@pytest.mark.parametrize("frame, swap", [
-    (np.zeros((10, 12), np.uint8), False),
-    (np.zeros((10, 12, 1), np.uint8), False),
-    (np.zeros((10, 12, 3), np.uint8), True),
-    (np.zeros((10, 12, 4), np.uint8), True),
+@pytest.mark.parametrize("frame, order", [
+    (np.zeros((10, 12), np.uint8), "rgb"),       # grey: the same either way
+    (np.zeros((10, 12, 1), np.uint8), "rgb"),
+    (np.zeros((10, 12, 3), np.uint8), "bgr"),
+    (np.zeros((10, 12, 4), np.uint8), "bgr"),
 ])
-def test_accepted_frames(frame, swap):
-    image, swapped = as_color_image(frame, "bgr")
-    assert image.shape == (10, 12, 3) and swapped is swap
+def test_accepted_frames(frame, order):
+    image, color = as_color_image(frame, "bgr")
+    assert image.shape == (10, 12, 3) and color == order
 
 
 @pytest.mark.parametrize("frame, message", [

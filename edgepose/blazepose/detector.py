@@ -49,14 +49,14 @@ def letterbox_transform(width: int, height: int, size: int = INPUT_SIZE) -> np.n
     return letterbox(width, height, size, size)
 
 
-def preprocess(image: np.ndarray, to_image: np.ndarray, swap_rb: bool) -> np.ndarray:
+def preprocess(image: np.ndarray, to_image: np.ndarray, color: str) -> np.ndarray:
     """(1, 224, 224, 3) float32 in [-1, 1] RGB, letterboxed with a zero border."""
     crop = cv2.warpAffine(
         image, to_image, (INPUT_SIZE, INPUT_SIZE),
         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
         borderValue=(0, 0, 0),
     )
-    if swap_rb:
+    if color == "bgr":
         crop = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)  # 20x faster than crop[..., ::-1].astype
     x = crop.astype(np.float32)
     x *= 1.0 / 127.5

@@ -28,7 +28,7 @@ SHAPES = {
 }
 
 
-def preprocess(image: np.ndarray, roi: Roi, swap_rb: bool) -> tuple[np.ndarray, np.ndarray]:
+def preprocess(image: np.ndarray, roi: Roi, color: str) -> tuple[np.ndarray, np.ndarray]:
     """Warp ``roi`` to a (1, 256, 256, 3) float32 RGB tensor in [0, 1] (edge pixels
     replicated, as MediaPipe's ImageToTensor does by default). Also returns the (2, 3)
     crop-to-image affine used."""
@@ -37,7 +37,7 @@ def preprocess(image: np.ndarray, roi: Roi, swap_rb: bool) -> tuple[np.ndarray, 
         image, to_image, (INPUT_SIZE, INPUT_SIZE),
         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE,
     )
-    if swap_rb:
+    if color == "bgr":
         crop = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)  # 20x faster than crop[..., ::-1].astype
     x = crop.astype(np.float32)
     x *= 1.0 / 255.0

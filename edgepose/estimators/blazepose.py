@@ -77,7 +77,7 @@ class BlazePoseEstimator:
     def _landmarks(self, image: np.ndarray, color: str, roi: Roi, clock: StageClock) -> Estimate | None:
         o = self.options
         t = clock.start()
-        x, to_image = lmk.preprocess(image, roi, color == "bgr")
+        x, to_image = lmk.preprocess(image, roi, color)
         t = clock.stop("preprocess", t)
         out = dict(zip(self._roles, self.model.run(x, self._outputs)))
         t = clock.stop("landmark", t)
