@@ -17,17 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "video" / "street_1280x720_50fps.avi"
-RESULTS = ROOT / "benchmarks" / "results"
-# converters/ (the .task bundle builder) is a top-level package next to edgepose/.
-sys.path.insert(0, str(ROOT))
+from common import RESULTS, STREET, command, machine, use_shared_models, write_json
 
 
 def read_frames(path: Path) -> tuple[list[np.ndarray], float]:
@@ -38,9 +33,10 @@ def read_frames(path: Path) -> tuple[list[np.ndarray], float]:
 
 
 def make_pipeline(backend: str, threads: int | None):
-    from edgepose.engines import create_pipeline
+    from edgepose import Options, Pipeline
 
-    return create_pipeline(backend, model="full", threads=threads, smoothing="none", max_people=1)
+    return Pipeline(Options(backend=backend, model="full", threads=threads, smoothing="none",
+                            max_people=1))
 
 
 def cpu_seconds() -> float:
@@ -85,13 +81,12 @@ def summarise(runs: list[dict], frames: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
+    parser.add_argument("--video", type=Path, default=STREET)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS / "backends.json")
     args = parser.parse_args()
-
-    from edgepose.profiler import device_facts
+    use_shared_models()
 
     frames, fps = read_frames(args.video)
     variants = {  # name -> (backend, threads)
@@ -114,13 +109,12 @@ def main() -> None:
 
     result = {
         "benchmark": "three backends, video mode, pose_landmark_full, smoothing off",
-        "command": "python " + " ".join([str(Path(sys.argv[0]).resolve().relative_to(ROOT)),
-                                         *sys.argv[1:]]),
+        "command": command(),
         "video": args.video.name,
         "frames": len(frames),
         "rounds": args.rounds,
         "threads": args.threads,
-        "device": device_facts(),
+        "device": machine(),
         "ms_per_frame": table,
         "ratios_of_median": {
             "mediapipe_over_tflite": ratio("mediapipe", "tflite"),
@@ -139,8 +133,7 @@ def main() -> None:
                 "it is the same row in both comparisons. Timings on a shared machine are "
                 "noisy: compare ratios from one run.",
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(json.dumps({k: result[k] for k in ("ms_per_frame", "ratios_of_median")}, indent=2))
     print(f"wrote {args.out}")
 

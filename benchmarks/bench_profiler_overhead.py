@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-STREET = ROOT.parent / "shared" / "data" / "video" / "street_1280x720_50fps.avi"
-RESULTS = ROOT / "benchmarks" / "results"
+from common import RESULTS, STREET, command, machine, use_shared_models, write_json
 
 
 def per_call_ns(fn, repeat: int = 200_000) -> float:
@@ -29,11 +26,11 @@ def per_call_ns(fn, repeat: int = 200_000) -> float:
 
 
 def main() -> None:
-    from edgepose import Pipeline
-    from edgepose import profiler
-    from edgepose.profiler import Profiler, StageClock, device_facts
-
+    from edgepose import Pipeline, profiler
+    from edgepose.profiler import Profiler, StageClock
     from edgepose.sources import read_video
+
+    use_shared_models()
 
     frames, _ = read_video(STREET)
 
@@ -67,8 +64,8 @@ def main() -> None:
     mean_frame = float(np.mean(frame_ms))
     result = {
         "benchmark": "profiling overhead per frame",
-        "command": "python benchmarks/bench_profiler_overhead.py",
-        "device": device_facts(),
+        "command": command(),
+        "device": machine(),
         "frames": len(frames),
         "stage_clock_stops_per_frame": round(stops_per_frame, 2),
         "ns_per_stage_clock_stop": round(stop_ns, 1),
@@ -79,9 +76,7 @@ def main() -> None:
         "target": "< 0.01",
         "note": f"psutil sampling is at most once per second ({profiler.__name__}.Profiler)",
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "profiler_overhead.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(RESULTS / "profiler_overhead.json", result)
     print(json.dumps({k: v for k, v in result.items() if k != "device"}, indent=2))
 
 

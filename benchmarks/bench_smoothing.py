@@ -13,18 +13,14 @@ Writes benchmarks/results/smoothing.json.
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-STREET = SHARED / "video" / "street_1280x720_50fps.avi"
-STILL_IMAGE = SHARED / "images" / "mpii" / "060754485.jpg"
-RESULTS = ROOT / "benchmarks" / "results"
+from common import IMAGES, RESULTS, STREET, command, machine, use_shared_models, write_json
+
+STILL_IMAGE = IMAGES / "mpii" / "060754485.jpg"
 PRESETS = ("none", "light", "default", "strong")
 
 
@@ -103,14 +99,13 @@ def measure(tracks: dict[str, np.ndarray], raw_key: dict[str, str], with_lag: bo
 
 
 def main() -> None:
-    from edgepose.profiler import device_facts
-
+    use_shared_models()
     raw_key = {f"edgepose:{p}": "edgepose:none" for p in PRESETS}
     raw_key |= {"mediapipe:smooth_off": "mediapipe:smooth_off", "mediapipe:smooth_on": "mediapipe:smooth_off"}
     result = {
         "benchmark": "smoothing presets vs MediaPipe smooth_landmarks: jitter and lag",
-        "command": "python benchmarks/bench_smoothing.py",
-        "device": device_facts(),
+        "command": command(),
+        "device": machine(),
         "definitions": {
             "jitter": "median |x[t+1] - 2x[t] + x[t-1]| of landmarks 11-32 / person size (keypoint box)",
             "lag_frames": "delay of the smoothed track behind the same engine's unsmoothed one, "
@@ -136,10 +131,7 @@ def main() -> None:
         for name, row in figures.items():
             lag = f"{row['lag_frames']:6.2f}" if "lag_frames" in row else "     -"
             print(f"  {name:22s} jitter {row['jitter']:.5f} ({row['jitter_vs_unsmoothed']:.2f}x) lag {lag} frames")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "smoothing.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    print(f"wrote {write_json(RESULTS / 'smoothing.json', result)}")
 
 
 if __name__ == "__main__":

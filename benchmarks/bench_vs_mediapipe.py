@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "video" / "street_1280x720_50fps.avi"
-RESULTS = ROOT / "benchmarks" / "results"
+from common import RESULTS, STREET, command, machine, use_shared_models, write_json
 
 
 def read_frames(path: Path) -> list[np.ndarray]:
@@ -61,13 +58,12 @@ def run_mediapipe(frames, smooth):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
+    parser.add_argument("--video", type=Path, default=STREET)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS / "vs_mediapipe.json")
     args = parser.parse_args()
-
-    from edgepose.profiler import device_facts
+    use_shared_models()
 
     frames = read_frames(args.video)
     ours, invokes, stage_rows = [], [], []
@@ -88,14 +84,12 @@ def main() -> None:
     mean_split = {k: round(float(np.mean([row.get(k, 0.0) for row in stage_rows])), 3) for k in stage_names}
     result = {
         "benchmark": "edgepose vs mediapipe.solutions.pose, video mode, pose_landmark_full",
-        "command": "python " + " ".join([str(Path(sys.argv[0]).relative_to(ROOT)
-                                              if Path(sys.argv[0]).is_absolute() else sys.argv[0]),
-                                         *sys.argv[1:]]),
+        "command": command(),
         "video": args.video.name,
         "frames": len(frames),
         "rounds": args.rounds,
         "threads": args.threads,
-        "device": device_facts(),
+        "device": machine(),
         "ms_per_frame_median": {
             "edgepose": med(ours),
             "edgepose_model_invokes": med(invokes),
@@ -119,8 +113,7 @@ def main() -> None:
         "note": "MediaPipe's legacy API has no thread setting; its XNNPACK default uses the "
                 "machine's cores. MediaPipe's time includes the BGR->RGB conversion it needs.",
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(json.dumps({k: result[k] for k in ("ms_per_frame_median", "ratios", "edgepose_stages_ms_mean")}, indent=2))
     print(f"wrote {args.out}")
 

@@ -45,9 +45,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-RESULTS = ROOT / "benchmarks" / "results"
+from common import IMAGES, MODELS, RESULTS, ROOT, SHARED, command, write_json
+
 CACHE = Path(os.environ.get("EDGEPOSE_EMULATED_PI_CACHE")
              or Path.home() / ".cache" / "edgepose" / "emulated-pi")
 
@@ -298,7 +297,7 @@ def run_worker(launcher: list[str], pythonpath: list[str], runtime: str, threads
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "QEMU_"))}
     env.update(PYTHONPATH=os.pathsep.join(pythonpath), EDGEPOSE_OFFLINE="1",
-               EDGEPOSE_MODEL_PATH=str(SHARED / "models"), PYTHONNOUSERSITE="1",
+               EDGEPOSE_MODEL_PATH=str(MODELS), PYTHONNOUSERSITE="1",
                **(extra_env or {}))
     with tempfile.TemporaryDirectory() as tmp:
         npz = os.path.join(tmp, "out.npz")
@@ -369,9 +368,9 @@ def _round(value):
 
 
 def shared_images(count: int) -> list[str]:
-    folder = SHARED / "images" / "mpii"
+    folder = IMAGES / "mpii"
     images = sorted(str(p) for p in folder.glob("*.jpg"))[:count]
-    if not images or not (SHARED / "models" / "pose_landmark_full.tflite").is_file():
+    if not images or not (MODELS / "pose_landmark_full.tflite").is_file():
         raise Unavailable(f"{SHARED} is absent: this check needs the workspace's shared images "
                          "and models")
     return images
@@ -487,7 +486,7 @@ def check(args: argparse.Namespace) -> bool:
     first = next((r["arrays"] for r in references.values() if r["status"] == "ok"), None)
     out = {
         "benchmark": "emulated_pi",
-        "command": "python benchmarks/emulated_pi.py " + " ".join(sys.argv[1:]),
+        "command": command(),
         "target": TARGET_NAME,
         "qemu": subprocess.run([qemu, "--version"], capture_output=True,
                                text=True).stdout.splitlines()[0],
@@ -509,8 +508,7 @@ def check(args: argparse.Namespace) -> bool:
                 "cpuinfo_arm_linux_init (XNNPACK's CPU detection) because it reads an x86 "
                 "/proc/cpuinfo; a real Pi shows its ARM cores there.",
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=1) + "\n")
+    write_json(args.out, out, indent=1)
     print(f"wrote {args.out} in {out['seconds']} s")
     return all(r["as_expected"] for r in runs)
 

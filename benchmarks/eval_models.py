@@ -28,20 +28,16 @@ skipped. Writes benchmarks/results/eval_models.json and a Markdown table next to
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from eval_shared import IMAGES, MODELS, RESULTS, SETS, SHARED, mean_over_sets, run_config  # noqa: E402
+from common import (IMAGES, MODELS, RESULTS, STREET, command, machine, require_shared,
+                    use_shared_models, write_json)
+from eval_shared import SETS, mean_over_sets, run_config
 
-VIDEO = SHARED / "video" / "street_1280x720_50fps.avi"
 DETECTORS = ("blazepose", "nanodet", "centernet", "blazepose+nanodet", "blazepose+centernet")
 LANDMARKS = ("lite", "full", "heavy")
 MOVENET = (("movenet-multipose", 6), ("movenet-thunder", 1), ("movenet-lightning", 1))
@@ -62,14 +58,9 @@ def configs():
 
 
 def video_latency(make, frames: int) -> dict:
-    cap = cv2.VideoCapture(str(VIDEO))
-    images = []
-    while len(images) < frames:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        images.append(frame)
-    cap.release()
+    from edgepose.sources import read_video
+
+    images, _ = read_video(STREET, frames)
     pipe = make(static_image_mode=False)
     times, people, ids = [], [], set()
     try:
@@ -141,15 +132,12 @@ def main() -> None:
                         help="tests/data of an mmpose checkout: adds its COCO, OCHuman and PoseTrack18 samples")
     parser.add_argument("--out", type=Path, default=RESULTS / "eval_models.json")
     args = parser.parse_args()
-    if not IMAGES.is_dir() or not MODELS.is_dir():
-        sys.exit(f"eval_models: {SHARED} is absent: this benchmark needs the workspace's shared data")
-    os.environ.setdefault("EDGEPOSE_MODEL_PATH", str(MODELS))
-    os.environ.setdefault("EDGEPOSE_OFFLINE", "1")
-    from edgepose.cli import native_stderr_quiet
-    from edgepose.engines import create_pipeline
+    require_shared("eval_models", IMAGES, MODELS)
+    use_shared_models()
+    from edgepose import Options, Pipeline
     from edgepose.errors import EdgeposeError
     from edgepose.evaluation import DEFINITIONS
-    from edgepose.profiler import device_facts
+    from edgepose.quiet import native_stderr_quiet
 
     datasets, more = load_sets(args.mmpose_data)
     results, skipped = {}, {}
@@ -158,7 +146,7 @@ def main() -> None:
             continue
 
         def make(**more_options):
-            return create_pipeline("tflite", threads=args.threads, **cfg, **more_options)
+            return Pipeline(Options(backend="tflite", threads=args.threads, **cfg, **more_options))
 
         try:
             with native_stderr_quiet():
@@ -183,13 +171,13 @@ def main() -> None:
     report = {
         "benchmark": "detector x landmark model combinations and MoveNet: accuracy on annotated "
                      "images (static image mode), latency on the street video (video mode)",
-        "command": "python " + " ".join([str(Path(sys.argv[0]).resolve().relative_to(ROOT)), *sys.argv[1:]]),
-        "device": device_facts(),
+        "command": command(),
+        "device": machine(),
         "definitions": {**DEFINITIONS, "people_found": "annotated people matched by a prediction "
                         "(OKS >= 0.1), summed over the sets",
                         "shared": "the six sets in ../shared/data/images; mean = unweighted mean over them",
                         "more": "mmpose's COCO, OCHuman and PoseTrack18 test samples (--mmpose-data)",
-                        "street_video": f"{VIDEO.name}, first {args.frames} frames, mean / median ms "
+                        "street_video": f"{STREET.name}, first {args.frames} frames, mean / median ms "
                         "per process() after 5 warm-up frames, video mode (tracking on); mean people "
                         "per frame; track_ids: distinct ids over the frames"},
         "threads": args.threads,
@@ -199,8 +187,7 @@ def main() -> None:
         "results": results,
         "skipped": skipped,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.out, report)
     table = markdown(results, more) if results else ""
     args.out.with_suffix(".md").write_text(f"`{report['command']}`\n\n{table}")
     print("\n" + table + f"wrote {args.out} and {args.out.with_suffix('.md')}")

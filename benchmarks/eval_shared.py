@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import json
-import os
 import shutil
 import sys
 import tempfile
@@ -26,11 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-IMAGES = SHARED / "images"
-MODELS = SHARED / "models"
-RESULTS = ROOT / "benchmarks" / "results"
+from common import IMAGES, MODELS, RESULTS, command, machine, require_shared, use_shared_models, write_json
 
 SETS = {
     "mpii": "test_mpii.json",
@@ -159,14 +153,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS / "eval_shared.json")
     args = parser.parse_args()
-    if not IMAGES.is_dir() or not MODELS.is_dir():
-        sys.exit(f"eval_shared: {SHARED} is absent: this benchmark needs the workspace's shared data")
-    os.environ.setdefault("EDGEPOSE_MODEL_PATH", str(MODELS))
-    os.environ.setdefault("EDGEPOSE_OFFLINE", "1")
+    require_shared("eval_shared", IMAGES, MODELS)
+    use_shared_models()
 
-    from edgepose.cli import native_stderr_quiet
     from edgepose.evaluation import DEFINITIONS, load_dataset
-    from edgepose.profiler import device_facts
+    from edgepose.quiet import native_stderr_quiet
 
     datasets = {name: (load_dataset(IMAGES / name / ann), IMAGES / name, IMAGES / name / ann)
                 for name, ann in SETS.items()}
@@ -182,9 +173,8 @@ def main() -> None:
 
     report = {
         "benchmark": "accuracy on the shared annotated images, static image mode",
-        "command": "python " + " ".join([str(Path(sys.argv[0]).resolve().relative_to(ROOT)),
-                                         *sys.argv[1:]]),
-        "device": device_facts(),
+        "command": command(),
+        "device": machine(),
         "definitions": {**DEFINITIONS,
                         "mediapipe score": "legacy API has no pose score: mean visibility",
                         "mean": "unweighted mean over the sets that have the figure"},
@@ -195,8 +185,7 @@ def main() -> None:
         "mean_over_sets": {cfg: {k: mean_over_sets(per_set, k) for k in ("AP", "AR", "PCK@0.2")}
                            for cfg, per_set in results.items()},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.out, report)
     for key in ("AP", "AR", "PCK@0.2", "PCKh@0.5"):
         print_table(results, key)
     print("\npeople scored / predictions / matched (edgepose full x10): " + ", ".join(

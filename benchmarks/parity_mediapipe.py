@@ -9,17 +9,15 @@ benchmarks/results/parity_mediapipe.json.
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the test suite's annotation helpers
+from common import IMAGES, RESULTS, ROOT, command, machine, use_shared_models, write_json
 
-from conftest import IMAGES, count_found, load_coco_people  # noqa: E402
+sys.path.insert(1, str(ROOT / "tests"))  # the test suite's annotation helpers
+from conftest import count_found, load_coco_people  # noqa: E402
 
 SETS = {"aic": "test_aic.json", "crowdpose": "test_crowdpose.json",
         "mhp": "test_mhp.json", "exlpose": "test_exlpose.json"}
@@ -35,8 +33,8 @@ def main() -> None:
     import mediapipe as mp
 
     from edgepose import Pipeline
-    from edgepose.profiler import device_facts
 
+    use_shared_models()
     images = sorted(p for p in IMAGES.rglob("*") if p.suffix.lower() in (".jpg", ".png"))
     per_image = {}
     with mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1) as theirs, \
@@ -64,11 +62,10 @@ def main() -> None:
                 found["mediapipe"] += count_found(people, [] if ref is None else [ref])
     worst = max(v["percent_of_diagonal"] for v in per_image.values() if "percent_of_diagonal" in v)
     result = {"benchmark": "parity with mediapipe.solutions.pose, full model",
-              "command": "python benchmarks/parity_mediapipe.py", "device": device_facts(),
+              "command": command(), "device": machine(),
               "worst_percent_of_diagonal": worst, "per_image": per_image,
               "annotated_people_found": found}
-    out = ROOT / "benchmarks" / "results" / "parity_mediapipe.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out = write_json(RESULTS / "parity_mediapipe.json", result)
     print(f"worst mean landmark distance: {worst:.3f}% of the box diagonal (target <= 2%)")
     print(f"annotated people found: {found}")
     print(f"wrote {out}")

@@ -12,14 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-STREET = ROOT.parent / "shared" / "data" / "video" / "street_1280x720_50fps.avi"
-RESULTS = ROOT / "benchmarks" / "results"
+from common import RESULTS, ROOT, STREET, command, use_shared_models
+
 README = ROOT / "README.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
@@ -48,16 +44,13 @@ def main() -> None:
     args = parser.parse_args()
 
     if not args.readme_only:
-        from edgepose.bench import bench
+        from edgepose.bench import bench, write_report
 
-        with tempfile.TemporaryDirectory() as tmp:
-            bench(str(STREET), args.models.split(","), args.backends.split(","),
-                  [int(t) for t in args.threads.split(",")], args.warmup, args.runs, 300,
-                  Path(tmp), "python benchmarks/publish_bench.py " + " ".join(sys.argv[1:]))
-            RESULTS.mkdir(parents=True, exist_ok=True)
-            for ext in ("json", "md", "png"):
-                if (Path(tmp) / f"bench.{ext}").exists():
-                    shutil.copy(Path(tmp) / f"bench.{ext}", RESULTS / f"bench_street.{ext}")
+        use_shared_models()
+        report, samples = bench(str(STREET), args.models.split(","), args.backends.split(","),
+                                [int(t) for t in args.threads.split(",")], warmup=args.warmup,
+                                runs=args.runs, max_frames=300, command=command())
+        write_report(report, samples, RESULTS, name="bench_street")
     report = json.loads((RESULTS / "bench_street.json").read_text())
     update_readme(report)
     print((RESULTS / "bench_street.md").read_text())

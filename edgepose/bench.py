@@ -197,13 +197,14 @@ def bench(source: str, models: list[str], backends: list[str], threads: list[int
     return report, samples
 
 
-def write_report(report: dict, samples: dict[str, list[float]], out_dir: Path) -> list[Path]:
-    """bench.json, bench.md and (with matplotlib) bench.png in ``out_dir``; the paths written."""
+def write_report(report: dict, samples: dict[str, list[float]], out_dir: Path,
+                 name: str = "bench") -> list[Path]:
+    """NAME.json, NAME.md and (with matplotlib) NAME.png in ``out_dir``; the paths written."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = [out_dir / "bench.json", out_dir / "bench.md"]
+    written = [out_dir / f"{name}.json", out_dir / f"{name}.md"]
     written[0].write_text(json.dumps(report, indent=2) + "\n")
     written[1].write_text(markdown_table(report))
-    if plot(report, out_dir / "bench.png", samples):
-        written.append(out_dir / "bench.png")
+    if plot(report, out_dir / f"{name}.png", samples):
+        written.append(out_dir / f"{name}.png")
     return written
