@@ -8,6 +8,7 @@ from pathlib import Path
 
 from edgepose.cli.options import HelpFormatter
 from edgepose.errors import InputError
+from edgepose.options import DECODERS
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -26,7 +27,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--detectors", default="blazepose",
                    help="comma-separated person detectors, e.g. blazepose,centernet")
     p.add_argument("--max-people", type=int, default=1, help="most people per frame")
-    p.add_argument("--decoder", help="heatmap, simcc or yolo-pose: --models are your own model files")
+    p.add_argument("--decoder", choices=DECODERS, help="--models are your own model files, "
+                   "decoded as heatmap, simcc or yolo-pose")
     p.add_argument("--warmup", type=int, default=10, help="untimed runs first")
     p.add_argument("--runs", type=int, default=100, help="timed runs per configuration")
     p.add_argument("--max-frames", type=int, default=300, help="frames read from the source")
