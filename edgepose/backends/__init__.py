@@ -70,7 +70,7 @@ class Model:
     def close(self) -> None:
         raise NotImplementedError
 
-    def check_input(self, x: np.ndarray) -> None:
+    def validate_input(self, x: np.ndarray) -> None:
         """InputError unless ``x`` has the input's dtype and shape (-1 matches any size)."""
         spec = self.inputs[0]
         ok = x.dtype == spec.dtype and x.ndim == len(spec.shape) and all(

@@ -158,7 +158,7 @@ class OnnxModel(Model):
     def run(self, x: np.ndarray, wanted: Sequence[int] | None = None) -> list[np.ndarray]:
         if self._session is None:
             raise RuntimeError(f"{self.path}: run() after close()")
-        self.check_input(x)
+        self.validate_input(x)
         names = self._output_names if wanted is None else [self._output_names[i] for i in wanted]
         return self._session.run(names, {self._input_name: x})
 

@@ -180,7 +180,7 @@ class TFLiteModel(Model):
         interp = self._interp
         if interp is None:
             raise RuntimeError(f"{self.path}: run() after close()")
-        self.check_input(x)
+        self.validate_input(x)
         interp.set_tensor(self._in[0]["index"], x)
         interp.invoke()
         idx = range(len(self._out)) if wanted is None else wanted
