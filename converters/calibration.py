@@ -80,20 +80,20 @@ def person_crops(folder: str | os.PathLike, detector: str = "detector", landmark
             continue
         for img in (image, cv2.flip(image, 1)) if flip else (image,):
             to_image = det.letterbox_transform(img.shape[1], img.shape[0])
-            boxes, scores = det_model.run(det.preprocess(img, to_image, True))
+            boxes, scores = det_model.run(det.preprocess(img, to_image, "bgr"))
             if boxes.shape[-1] != 12:
                 boxes, scores = scores, boxes
             found = det.to_detections(det.weighted_nms(*det.decode(boxes[0], scores[0], DETECTION_SCORE)),
                                       to_image)[:MAX_PEOPLE_PER_IMAGE]
             for d in found:
-                x, _ = lmk.preprocess(img, roi_from_points(d.keypoints[0], d.keypoints[1]), True)
+                x, _ = lmk.preprocess(img, roi_from_points(d.keypoints[0], d.keypoints[1]), "bgr")
                 crops.append(x)
                 if lmk_model is not None:
                     raw, presence = lmk_model.run(x, [roles["landmarks"], roles["presence"]])
                     if float(presence.reshape(-1)[0]) >= PRESENCE:
                         roi = roi_from_points(d.keypoints[0], d.keypoints[1])
                         _, aux = lmk.decode(raw, None, roi)
-                        crops.append(lmk.preprocess(img, roi_from_points(aux[0], aux[1]), True)[0])
+                        crops.append(lmk.preprocess(img, roi_from_points(aux[0], aux[1]), "bgr")[0])
                 if limit is not None and len(crops) >= limit:
                     break
             if limit is not None and len(crops) >= limit:
@@ -125,7 +125,7 @@ def detector_inputs(folder: str | os.PathLike, limit: int | None = 64, flip: boo
         except InputError:
             continue
         for img in (image, cv2.flip(image, 1)) if flip else (image,):
-            out.append(det.preprocess(img, det.letterbox_transform(img.shape[1], img.shape[0]), True))
+            out.append(det.preprocess(img, det.letterbox_transform(img.shape[1], img.shape[0]), "bgr"))
     if not out:
         raise InputError(f"no readable image in {folder}")
     return np.stack(out[:limit] if limit else out).astype(np.float32)
