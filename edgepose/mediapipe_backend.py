@@ -136,7 +136,8 @@ class _MediaPipeEngine(BottomUp):
         return found, detector_ran
 
     def describe(self) -> dict:
-        return {"family": self.family, "model_path": self.landmark_path, "runtime": self.runtime}
+        return {"family": self.family, "model_path": self.landmark_path, "runtime": self.runtime,
+                "detector": "blazepose"}
 
     def reset(self) -> None:
         self._previous_people = 0

@@ -113,7 +113,9 @@ class Pipeline:
         model = getattr(est, "model", None)
         meta = getattr(model, "metadata", None) or {}
         path = facts.get("model_path")
-        detector = None if est.finds_people or est.builtin_detector is not None else self.person_detector.name
+        detector = facts.get("detector")  # MediaPipe runs BlazePose's detector inside its graph
+        if detector is None and not (est.finds_people or est.builtin_detector is not None):
+            detector = self.person_detector.name
         return {"backend": self.options.backend, "model": self.options.model, "model_path": path,
                 "model_file": os.path.basename(path) if path else None,
                 "runtime": facts.get("runtime") or getattr(model, "runtime_label", ""),
