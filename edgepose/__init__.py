@@ -12,7 +12,8 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Pipeline": "edgepose.pipeline",
-    "Options": "edgepose.pipeline",
+    "Options": "edgepose.options",
+    "OptionError": "edgepose.options",
     "Pose": "edgepose.types",
     "FrameResult": "edgepose.types",
     "Detection": "edgepose.types",
@@ -21,6 +22,7 @@ _EXPORTS = {
     "InputError": "edgepose.errors",
     "ModelError": "edgepose.errors",
     "BackendError": "edgepose.errors",
+    "UsageError": "edgepose.errors",
 }
 __all__ = [*_EXPORTS, "__version__"]
 
