@@ -251,7 +251,7 @@ def cmd_from_onnx(args) -> int:
 
 
 def cmd_tfjs(args) -> int:
-    from converters import calibration, tfjs, tools
+    from converters import calibration, tfjs_export, tools
     from edgepose import models
     from edgepose.sources import demo_image
 
@@ -275,7 +275,7 @@ def cmd_tfjs(args) -> int:
             raise InputError(f"unknown TF.js model {name!r}: give a model.json path or one of "
                              f"{', '.join(models.CONVERTIBLE_MODELS)}")
         out_dir = args.out or converted_dir()
-        result = tfjs.convert(source, out_dir, name=known.name if known else None, variants=variants,
+        result = tfjs_export.convert(source, out_dir, name=known.name if known else None, variants=variants,
                               input_shape=input_shape, images=images, task=task)
         print(f"{name}: SavedModel {result.saved_model}")
         for variant, path in result.files.items():

@@ -55,7 +55,7 @@ class GateError(EdgeposeError):
 # -- running models -----------------------------------------------------------------------------
 # Both sides run on edgepose's own engines (edgepose.backends.open_model: TFLite or ONNX
 # Runtime by the file's suffix). A reference that is not a model file (the TensorFlow graph
-# of a TF.js model, converters.tfjs.GraphRunner) offers the same path / inputs / outputs /
+# of a TF.js model, converters.tfjs_export.GraphRunner) offers the same path / inputs / outputs /
 # run(x) interface.
 def open_compared(path: str | os.PathLike, threads: int = LATENCY_THREADS) -> Model:
     """``path`` opened the way the runtime opens it (``threads`` intra-op threads)."""
