@@ -96,7 +96,7 @@ def worker(runtime: str, threads: int, npz: str, images: list[str]) -> None:
     import numpy as np
 
     from edgepose import Pipeline, models
-    from edgepose.backends import load_model
+    from edgepose.backends import open_model
 
     arrays = {}
     facts = {"machine": platform.machine(), "python": platform.python_version()}
@@ -109,7 +109,7 @@ def worker(runtime: str, threads: int, npz: str, images: list[str]) -> None:
                                                 dtype=np.float32).reshape(-1, 33, 5)
     for role, name, size, scale in (("landmark", "full", 256, (0.0, 1 / 255)),
                                     ("detector", "detector", 224, (-1.0, 1 / 127.5))):
-        model = load_model(models.resolve(name, role), runtime=runtime, threads=threads)
+        model = open_model(models.resolve(name, role), runtime=runtime, threads=threads)
         for i, path in enumerate(images):
             x = _nearest_rgb(cv2.imread(path), size).astype(np.float32) * scale[1] + scale[0]
             for j, out in enumerate(model.run(x[None])):

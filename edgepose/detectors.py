@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from edgepose import models
-from edgepose.backends import Model, check_input, engine_for, find_output, open_model
+from edgepose.backends import ENGINES, Model, check_input, engine_for, find_output, open_model
 from edgepose.blazepose import detector as det
 from edgepose.blazepose.roi import roi_from_points
 from edgepose.decoders import centernet, nanodet
@@ -355,5 +355,4 @@ def _open_box(kind: str, path: str, options: dict) -> BoxDetector:
 def _honoured(path: str, options: dict) -> dict:
     """The runtime options the engine of ``path`` takes (a detector shares the pose
     model's options: a TFLite delegate does not apply to an ONNX detector)."""
-    keep = ("provider", "threads") if engine_for(path) == "onnxruntime" else ("runtime", "threads", "delegate")
-    return {k: v for k, v in options.items() if k in keep}
+    return {k: v for k, v in options.items() if k in ENGINES[engine_for(path)]}

@@ -35,11 +35,9 @@ tracker, by box overlap), smooths and assembles the same :class:`FrameResult` of
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import cv2
@@ -47,6 +45,7 @@ import numpy as np
 
 from edgepose import models
 from edgepose.errors import BackendError, ModelError
+from edgepose.fileio import atomic_write
 from edgepose.estimators import BottomUp, Estimate, keypoint_box, keypoint_scale
 from edgepose.options import Options
 from edgepose.profiler import StageClock
@@ -178,14 +177,10 @@ def legacy_model_file(name: str, mediapipe_dir: Path | None = None) -> Path:
         return target
     source = models.resolve(name, "landmark", download=False)
     try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{known.filename}-", suffix=".part")
-        os.close(fd)
-        try:
+        if not target.parent.is_dir():  # not a mediapipe package: never make one
+            raise FileNotFoundError(2, "no such folder", str(target.parent))
+        with atomic_write(target) as tmp:
             shutil.copyfile(source, tmp)
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     except OSError as exc:
         raise ModelError(
             f"backend 'mediapipe' loads {known.filename} from inside the mediapipe package "

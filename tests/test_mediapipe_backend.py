@@ -15,7 +15,7 @@ from edgepose.options import OptionError
 
 mp = pytest.importorskip("mediapipe", reason="needs mediapipe (pip install 'edgepose[mediapipe]')")
 
-from converters import task_bundle  # noqa: E402  (needs mediapipe's metadata tools)
+from edgepose import task_bundle  # noqa: E402  (needs mediapipe's metadata tools)
 from edgepose.mediapipe_backend import legacy_model_file  # noqa: E402
 
 MEMBERS = {task_bundle.DETECTOR_MEMBER, task_bundle.LANDMARK_MEMBER}
@@ -54,7 +54,7 @@ def mean_distance(a, b):
 
 # -- the bundle builder --------------------------------------------------------------------
 def test_bundle_is_stored_uncompressed_with_normalisation_metadata(bundle, model_path):
-    from edgepose.backends import load_model
+    from edgepose.backends import open_model
 
     with zipfile.ZipFile(bundle) as zf:
         infos = zf.infolist()
@@ -69,7 +69,7 @@ def test_bundle_is_stored_uncompressed_with_normalisation_metadata(bundle, model
     written = bundle.parent / "landmark_with_metadata.tflite"
     written.write_bytes(landmark)
     x = np.random.default_rng(0).random((1, 256, 256, 3), dtype=np.float32)
-    original, rewritten = load_model(model_path("full"), threads=1), load_model(str(written), threads=1)
+    original, rewritten = open_model(model_path("full"), threads=1), open_model(str(written), threads=1)
     for a, b in zip(original.run(x), rewritten.run(x)):
         np.testing.assert_array_equal(a, b)
 

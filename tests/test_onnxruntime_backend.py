@@ -10,7 +10,7 @@ import pytest
 
 from onnx_models import affine_model, constant_model
 
-from edgepose.backends import check_input, find_output, load_model, open_model
+from edgepose.backends import check_input, find_output, open_model
 from edgepose.backends.onnxruntime import OnnxModel, select_providers
 from edgepose.blazepose import landmarks as lmk
 from edgepose.errors import BackendError, InputError, ModelError
@@ -50,13 +50,6 @@ def test_open_model_picks_the_engine_by_suffix(affine, tmp_path):
     fake.write_bytes(b"\x00" * 64)
     with pytest.raises(ModelError, match="not a TFLite model"):
         open_model(fake)
-
-
-def test_load_model_is_kept_for_old_callers(affine):
-    for backend in ("onnxruntime", "auto"):
-        assert isinstance(load_model(str(affine), backend, threads=1), OnnxModel)
-    with pytest.raises(BackendError, match="choose auto or one of tflite, onnxruntime"):
-        load_model(str(affine), "tensorflow-js")
 
 
 def test_wrong_input_is_input_error(affine):

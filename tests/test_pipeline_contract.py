@@ -22,7 +22,6 @@ from onnx_models import brightness_model, pose_heatmap_model, pose_simcc_model
 
 from edgepose import Pipeline
 from edgepose.errors import InputError, UsageError
-from edgepose.options import OptionError
 from edgepose.types import Detection
 
 FAMILIES = ["blazepose", "heatmap", "simcc", "yolo-pose", "movenet-single", "movenet-multipose",

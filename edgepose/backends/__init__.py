@@ -126,16 +126,6 @@ def _open(engine: str, path: str, options: dict) -> Model:
     return TFLiteModel(path, **options)
 
 
-def load_model(path: str, backend: str = "tflite", **options) -> Model:
-    """Deprecated: use :func:`open_model`. Load ``path`` with the named backend (options go
-    to that backend unchecked); "auto" picks the engine as open_model does."""
-    if backend == "auto":
-        backend = engine_for(path)
-    if backend not in ENGINES:
-        raise BackendError(f"unknown backend {backend!r}: choose auto or one of {', '.join(ENGINES)}")
-    return _open(backend, os.fspath(path), options)
-
-
 def metadata_of(path: str, raw: bytes | str | None) -> dict | None:
     """The edgepose metadata entry ``raw`` of ``path`` as a dict (None when the file has
     none); a ModelError when the entry is there but is not a JSON object."""
