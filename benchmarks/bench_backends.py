@@ -64,15 +64,14 @@ def run(backend: str, threads: int | None, frames: list[np.ndarray], fps: float)
 
 
 def summarise(runs: list[dict], frames: int) -> dict:
+    from edgepose.profiler import latency_stats
+
     per_frame = np.concatenate([r["per_frame"] for r in runs])
-    engine = np.concatenate([r["engine"] for r in runs])
+    stats = latency_stats(per_frame)
     return {
-        "median": round(float(np.median(per_frame)), 3),
-        "mean": round(float(per_frame.mean()), 3),
-        "p90": round(float(np.percentile(per_frame, 90)), 3),
-        "max": round(float(per_frame.max()), 1),
+        "median": stats["p50"], "mean": stats["mean"], "p90": stats["p90"], "max": stats["max"],
         "frames_over_100ms": int((per_frame > 100.0).sum()),
-        "engine_median": round(float(np.median(engine)), 3),
+        "engine_median": latency_stats(np.concatenate([r["engine"] for r in runs]))["p50"],
         "cpu_per_wall": round(float(np.mean([r["cpu_per_wall"] for r in runs])), 2),
         "people_per_frame": round(sum(r["people"] for r in runs) / (frames * len(runs)), 3),
         "detector_frames_per_run": round(float(np.mean([r["detector_frames"] for r in runs])), 1),

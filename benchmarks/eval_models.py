@@ -72,9 +72,11 @@ def video_latency(make, frames: int) -> dict:
             ids.update(p.track_id for p in result.poses)
     finally:
         pipe.close()
-    warm = np.array(times[5:] or times)
-    return {"frames": len(times), "mean_ms": round(float(warm.mean()), 2),
-            "median_ms": round(float(np.median(warm)), 2), "mean_people": round(float(np.mean(people)), 2),
+    from edgepose.profiler import latency_stats
+
+    warm = latency_stats(times[5:] or times)
+    return {"frames": len(times), "mean_ms": warm["mean"], "median_ms": warm["p50"],
+            "p90_ms": warm["p90"], "mean_people": round(float(np.mean(people)), 2),
             "track_ids": len(ids)}
 
 
