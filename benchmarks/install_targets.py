@@ -18,19 +18,28 @@ Two things pip gets wrong for a foreign target, handled here:
   resolved set with a version that satisfies it.
 - `pip download` fetches every wheel (hundreds of MB per target); `pip install --dry-run
   --report` runs the same finder and resolver on the registry's metadata files only.
+
+Any pip runs it: pip < 23.3 takes `--platform/--abi` only with `--target` (even with
+`--dry-run`), so a temporary `--target` is always given (nothing is written there); pip
+< 22.2 has no `--dry-run --report`, so a current pip is first installed (with that pip,
+`--target`) into a temporary folder and runs the resolutions from there.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from importlib import metadata
 from pathlib import Path
 
 from packaging.markers import default_environment
@@ -178,10 +187,77 @@ class Resolution:
         return f"{what} on {self.target}: does not resolve\n{self.error}"
 
 
+# `pip install --dry-run --report` came with pip 22.2.
+MIN_PIP = Version("22.2")
+_PIP_LOCK = threading.Lock()
+_pip_folder: list[str] = []  # the current pip installed for an older one, once per process
+
+
+def _own_pip() -> Version | None:
+    try:
+        return Version(metadata.version("pip"))
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _pip_env() -> dict[str, str] | None:
+    """Environment for the pip subprocesses: None when this interpreter's own pip has
+    ``--dry-run --report``; else PYTHONPATH leads to a current pip, installed once per
+    process into a temporary folder by the old pip (``--target`` works on every pip)."""
+    own = _own_pip()
+    if own is not None and own >= MIN_PIP:
+        return None
+    if own is None:
+        raise RuntimeError(f"{sys.executable} has no pip: python -m ensurepip")
+    with _PIP_LOCK:
+        if not _pip_folder:
+            folder = tempfile.mkdtemp(prefix="edgepose-pip-")
+            atexit.register(shutil.rmtree, folder, True)
+            proc = subprocess.run(
+                [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                 "--no-deps", "--only-binary=:all:", "--target", folder, f"pip>={MIN_PIP}",
+                 "--timeout", "20", "--retries", "1"],
+                capture_output=True, text=True, timeout=300)
+            if proc.returncode != 0:
+                shutil.rmtree(folder, True)
+                out = proc.stdout + proc.stderr
+                if any(e in out for e in _NETWORK_ERRORS) or _pip_failure(out):
+                    raise RegistryUnreachable(f"{_indexes()}: installing pip>={MIN_PIP} (this pip "
+                                              f"is {own}): {_last_lines(out)}")
+                raise RuntimeError(f"pip {own} could not install pip>={MIN_PIP}: {_last_lines(out)}")
+            _pip_folder.append(folder)
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [_pip_folder[0], os.environ.get("PYTHONPATH")])))
+
+
+def pip_version() -> str:
+    """The version of the pip that resolves (this interpreter's, or the one installed
+    for it when it is older than MIN_PIP)."""
+    env = _pip_env()
+    if env is None:
+        return str(_own_pip())
+    proc = subprocess.run([sys.executable, "-c", "import pip; print(pip.__version__)"],
+                          capture_output=True, text=True, env=env, check=True)
+    return f"{proc.stdout.strip()} (installed for pip {_own_pip()})"
+
+
 def _run_pip(target: Target, args: list[str], timeout: float) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-c", _PIP_FOR_TARGET, json.dumps(target.marker_environment()),
            *args, "--disable-pip-version-check", "--timeout", "20", "--retries", "1"]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_pip_env())
+
+
+def _indexes() -> str:
+    """The package indexes pip was told to use (older pips name only the path of a URL they
+    could not fetch)."""
+    proc = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True,
+                          text=True)
+    config = [line.partition("=")[::2] for line in proc.stdout.splitlines()]
+    urls = [] if any(key.endswith(".index-url") for key, _ in config) else ["https://pypi.org/simple"]
+    for key, value in config:
+        if key.endswith("index-url"):
+            urls += value.strip("'\"").split()
+    return "pip could not reach the package index (" + ", ".join(dict.fromkeys(urls)) + ")"
 
 
 def _pip_failure(out: str) -> str | None:
@@ -226,8 +302,12 @@ def resolve(target: Target, extras: tuple[str, ...] = (), timeout: float = 300) 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         report_path = os.path.join(tmp, "report.json")
+        # --target: pip < 23.3 refuses --platform/--abi without it, even with --dry-run
+        # ("Can not use any platform or abi specific options unless installing via
+        # '--target'"); with --dry-run nothing is written there, on any pip.
         args = ["install", "--dry-run", "--ignore-installed", "--no-warn-conflicts", "--quiet",
-                "--report", report_path, *target.pip_args(), *map(str, reqs)]
+                "--target", os.path.join(tmp, "target"), "--report", report_path,
+                *target.pip_args(), *map(str, reqs)]
         proc = _run_pip(target, args, timeout)
         out = proc.stdout + proc.stderr
         seconds = round(time.perf_counter() - started, 2)
@@ -235,7 +315,7 @@ def resolve(target: Target, extras: tuple[str, ...] = (), timeout: float = 300) 
                             seconds=seconds)
         if proc.returncode != 0:
             if any(e in out for e in _NETWORK_ERRORS):
-                raise RegistryUnreachable(_last_lines(out))
+                raise RegistryUnreachable(f"{_indexes()}: {_last_lines(out)}")
             result.missing = _pip_failure(out)
             result.error = _last_lines(out)
             return result
@@ -292,8 +372,7 @@ def main() -> None:
     out = {
         "benchmark": "install_targets",
         "command": "python benchmarks/install_targets.py " + " ".join(sys.argv[1:]),
-        "pip": subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True,
-                              text=True).stdout.split(" from ")[0],
+        "pip": pip_version(),
         "seconds": round(time.perf_counter() - started, 1),
         "targets": {t.name: {"machine": t.machine, "python": t.python,
                              "glibc": ".".join(map(str, t.glibc)), "where": t.where}

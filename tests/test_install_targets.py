@@ -1,12 +1,17 @@
 """`pip install edgepose[...]` resolves where users deploy: Linux aarch64 and x86_64,
 CPython 3.10-3.12 (benchmarks/install_targets.py). Requirements come from pyproject.toml
 with markers evaluated for each target; pip resolves them from the package registry with
-binary wheels only, reading metadata (nothing is installed). The registry tests skip when
-it cannot be reached; the marker tests need no network."""
+binary wheels only, reading metadata (nothing is installed), with whatever pip this
+Python has (older ones too). The registry tests (marker ``registry``, about a minute:
+``-m "not registry"`` leaves them out) skip when it cannot be reached; the marker tests
+need no network."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import subprocess
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -144,6 +149,8 @@ def test_an_unreachable_registry_is_told_apart_from_a_missing_wheel(monkeypatch,
 
 
 # -- the registry ------------------------------------------------------------------------
+registry = pytest.mark.registry
+
 
 @pytest.fixture(scope="module")
 def resolutions():
@@ -174,6 +181,7 @@ def _result(future: Future):
         pytest.skip(f"the package registry cannot be reached, nothing checked: {exc}")
 
 
+@registry
 @pytest.mark.parametrize("name", TARGET_IDS)
 def test_runtime_resolves(resolutions, name):
     jobs, _ = resolutions
@@ -182,6 +190,7 @@ def test_runtime_resolves(resolutions, name):
     assert set(result.packages) & RUNTIMES, f"no TFLite runtime resolved: {result.describe()}"
 
 
+@registry
 @pytest.mark.parametrize("name", TARGET_IDS)
 def test_device_extras_resolve(resolutions, name):
     """The extras a device may use, together; when that fails, each alone names the one
@@ -197,6 +206,7 @@ def test_device_extras_resolve(resolutions, name):
     pytest.fail("\n\n".join(failed))
 
 
+@registry
 @pytest.mark.parametrize("name", sorted(MEDIAPIPE_TARGETS))
 def test_mediapipe_extra_resolves_to_the_newest_build_with_models(resolutions, name):
     """Bug: with OpenCV >= 4.12 (NumPy 2 only) pip backtracked mediapipe to 0.10.14, which
@@ -209,6 +219,7 @@ def test_mediapipe_extra_resolves_to_the_newest_build_with_models(resolutions, n
     assert packages["numpy"].startswith("1."), result.describe()
 
 
+@registry
 @pytest.mark.parametrize("extra", workstation_extras())
 @pytest.mark.parametrize("name", X86_TARGET_IDS)
 def test_workstation_extra_resolves(resolutions, request, name, extra):
@@ -218,3 +229,41 @@ def test_workstation_extra_resolves(resolutions, request, name, extra):
         request.applymarker(pytest.mark.xfail(reason=gap, strict=True))
     result = _result(jobs[(name, (extra,))])
     assert result.ok, result.describe()
+
+
+# pip 23.2 (what `python3.11 -m venv` brings) takes --platform only with --target; pip 22.0
+# (Ubuntu 22.04's python3-pip) has no --dry-run --report at all.
+OLD_PIPS = ["23.2.1", "22.0.2"]
+
+
+@registry
+@pytest.mark.parametrize("pip", OLD_PIPS)
+def test_an_older_pip_resolves_the_same_packages(resolutions, tmp_path, pip):
+    """The resolution runs with whatever pip the interpreter has: that pip, put first on
+    PYTHONPATH of a child process, resolves the same packages as the current one."""
+    if pip == "22.0.2" and sys.version_info >= (3, 12):
+        pytest.skip("pip 22.0 does not run on Python 3.12")
+    jobs, _ = resolutions
+    current = _result(jobs[(it.TARGETS[0].name, ())])
+    folder = tmp_path / "pip"
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                           "--no-deps", "--only-binary=:all:", "--target", str(folder), f"pip=={pip}"],
+                          capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    if proc.returncode != 0 and any(e in out for e in it._NETWORK_ERRORS):
+        pytest.skip(f"the package registry cannot be reached, nothing checked: {it._last_lines(out)}")
+    assert proc.returncode == 0, out
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import install_targets as it; "
+            "r = it.resolve(it.TARGETS[0]); "
+            "print(json.dumps([str(it._own_pip()), it.pip_version(), r.ok, r.packages, r.describe()]))")
+    env = {**os.environ, "PYTHONPATH": str(folder)}  # that pip in place of this environment's
+    proc = subprocess.run([sys.executable, "-c", code, str(ROOT / "benchmarks")], capture_output=True,
+                          text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    own, used, ok, packages, described = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert own == pip, f"the child ran pip {own}, not {pip}"
+    # pip < 22.2 (no --dry-run --report) gets a current pip installed for it
+    assert ("installed for pip" in used) == (it.Version(pip) < it.MIN_PIP), used
+    assert ok, described
+    # a dependency's version may differ between pip releases; the packages may not
+    assert sorted(packages) == sorted(current.packages), (described, current.describe())
