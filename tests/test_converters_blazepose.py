@@ -1,24 +1,32 @@
 """Conversions of the real BlazePose models, checked on person crops from the shared
-images. Float32 / float16 need nothing beyond edgepose; the int8 and ONNX tests need the
-convert-quant / convert-tf tools and skip with the reason when they are not installed
-(CI installs neither: run them with the tool environment's Python, see docs/converters.md)."""
+images. Float32 / float16 need nothing beyond edgepose; the int8 and ONNX steps run through
+`edgepose convert`, which runs them in the convert-quant / convert-tf tool environment
+(docs/converters.md; .ci/run builds both), and are verified here; they skip with the
+reason when that environment is absent."""
 
 from __future__ import annotations
 
-import importlib.util
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from conftest import IMAGES, need
+from conftest import IMAGES, ROOT, need
 
 pytestmark = pytest.mark.slow
 
 
-def _need_tool(module: str, extra: str) -> None:
-    if importlib.util.find_spec(module) is None:
-        pytest.skip(f"{module} is not installed: it comes with the {extra} extra "
-                    f"(run these tests with the .venv-{extra} Python)")
+def _convert(extra: str, *args) -> None:
+    """`edgepose convert ARGS`, which runs the step in ``extra``'s tool environment."""
+    from converters import tools
+
+    if tools.environment_python(extra) is None:
+        pytest.skip(f"the {extra} tool environment is absent (pip install 'edgepose[{extra}]' "
+                    f"into .venv-{extra}, see docs/converters.md)")
+    proc = subprocess.run([sys.executable, "-m", "edgepose", "convert", *map(str, args)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 @pytest.fixture(scope="module")
@@ -99,12 +107,13 @@ def test_the_gate_catches_a_collapsed_model(model_path, crops, tmp_path):
 # every weight int8 full moved 3.5 px and flipped presence on ~15 % of crops.
 @pytest.mark.parametrize("variant", ["int8-weight", "int8-mixed"])
 def test_int8_full_stays_close(variant, crops, model_path, tmp_path):
-    _need_tool("ai_edge_quantizer", "convert-quant")
-    from converters import quantize, verify
+    from converters import verify
 
-    calib, test = crops[0::2], crops[1::2]
-    out = quantize.quantize_file(model_path("full"), variant, tmp_path / f"full_{variant}.tflite", calib)
-    v = verify.verify(model_path("full"), out, test, variant=variant, timing=False)
+    # calibrated on the even crops of the same images (the CLI alternates them), tested on the odd
+    out = tmp_path / f"full_{variant}.tflite"
+    _convert("convert-quant", "quantize", model_path("full"), "--variant", variant, "--images", IMAGES,
+             "--calibration-limit", "32", "--no-verify", "--out", out)
+    v = verify.verify(model_path("full"), out, crops[1::2], variant=variant, timing=False)
     # No annotated set here: the gate checks collapse; the landmark error must stay small.
     assert v.passed, v.report["gate"]
     assert _px(v.report) < 10.0
@@ -112,14 +121,14 @@ def test_int8_full_stays_close(variant, crops, model_path, tmp_path):
 
 
 def test_onnx_round_trip_is_within_a_pixel(model_path, crops, tmp_path):
-    _need_tool("tf2onnx", "convert-tf")
-    _need_tool("onnx2tf", "convert-tf")
-    from converters import onnx_export, onnx_import, tflite_graph, verify
+    from converters import tflite_graph, verify
 
-    onnx_path = onnx_export.tflite_to_onnx(model_path("full"), tmp_path / "full.onnx")
+    onnx_path = tmp_path / "full.onnx"
+    _convert("convert-tf", "to-onnx", model_path("full"), "--out", onnx_path)
     v = verify.verify(model_path("full"), onnx_path, crops[:16], timing=False)
     assert v.report["landmarks"]["px_max"] < 1.0
-    back = onnx_import.onnx_to_tflite(onnx_path, tmp_path / "full_back.tflite", reference=model_path("full"))
+    back = tmp_path / "full_back.tflite"
+    _convert("convert-tf", "from-onnx", onnx_path, "--out", back, "--reference", model_path("full"))
     v = verify.verify(model_path("full"), back, crops[:16], timing=False)
     assert v.report["landmarks"]["px_max"] < 1.0
     g = tflite_graph.load(back.read_bytes()).subgraphs[0]
@@ -129,10 +138,10 @@ def test_onnx_round_trip_is_within_a_pixel(model_path, crops, tmp_path):
 
 
 def test_detector_to_onnx_handles_densify(model_path, tmp_path):
-    _need_tool("tf2onnx", "convert-tf")
-    from converters import calibration, onnx_export, verify
+    from converters import calibration, verify
 
     need(IMAGES)
-    out = onnx_export.tflite_to_onnx(model_path("detector"), tmp_path / "det.onnx")
+    out = tmp_path / "det.onnx"
+    _convert("convert-tf", "to-onnx", model_path("detector"), "--out", out)
     v = verify.verify(model_path("detector"), out, calibration.detector_inputs(IMAGES, limit=4), timing=False)
     assert all(o["max_abs"] < 1e-2 for o in v.report["outputs"].values())

@@ -15,7 +15,6 @@ from edgepose.backends.onnxruntime import OnnxModel, select_providers
 from edgepose.blazepose import landmarks as lmk
 from edgepose.errors import BackendError, InputError, ModelError
 
-CONVERTED = Path.home() / ".cache" / "edgepose" / "converted"
 
 
 @pytest.fixture(scope="module")
@@ -135,9 +134,12 @@ def test_pipeline_tensor_checks_work_through_onnx(tmp_path):
 def test_converted_blazepose_landmark_model():
     """A BlazePose landmark model converted to ONNX (by `edgepose convert`) passes the
     pipeline's tensor checks and runs."""
-    found = sorted(CONVERTED.glob("pose_landmark_*.onnx")) if CONVERTED.is_dir() else []
+    from edgepose.models import cache_dir
+
+    converted = cache_dir() / "converted"
+    found = sorted(converted.glob("pose_landmark_*.onnx")) if converted.is_dir() else []
     if not found:
-        pytest.skip(f"no converted BlazePose ONNX model in {CONVERTED}")
+        pytest.skip(f"no converted BlazePose ONNX model in {converted}: run `edgepose convert to-onnx full`")
     model = OnnxModel(str(found[0]))
     check_input(model, (1, lmk.INPUT_SIZE, lmk.INPUT_SIZE, 3), "landmark")
     idx = {r: find_output(model, lmk.SHAPES[r], r, "landmark") for r in lmk.SHAPES}
