@@ -108,7 +108,36 @@ def keypoint_box(pose: Pose) -> tuple[float, float, float, float]:
     return (*(float(v) for v in xy.min(axis=0)), *(float(v) for v in xy.max(axis=0)))
 
 
-class BottomUp:
+class OnModel:
+    """An estimator that runs one model file (``self.model``): what it says of itself,
+    and closing it."""
+
+    def describe(self) -> dict:
+        return {"family": self.family, "model_path": self.model.path}
+
+    def close(self) -> None:
+        self.model.close()
+
+
+def whole_frame_input(image: np.ndarray, color: str, spec, clock: StageClock) -> tuple[np.ndarray, np.ndarray]:
+    """A bottom-up model's input: the whole frame letterboxed into ``spec`` (an
+    :class:`~edgepose.decoders.preprocess.InputSpec`), and the input -> image affine."""
+    from edgepose.decoders.preprocess import make_input
+    from edgepose.geometry import letterbox_transform
+
+    t = clock.start()
+    to_image = letterbox_transform(image.shape[1], image.shape[0], *spec.size)
+    x = make_input(image, to_image, spec, image_color=color)
+    clock.stop("preprocess", t)
+    return x, to_image
+
+
+def box_estimate(box: tuple[float, float, float, float], pose: Pose) -> Estimate:
+    """A person a bottom-up model found, re-identified by the box the model gives."""
+    return Estimate(pose, box, max(box[2] - box[0], box[3] - box[1]), keypoint_scale(pose))
+
+
+class BottomUp(OnModel):
     """What the bottom-up estimators share: no crops, no detector."""
 
     finds_people = True

@@ -14,7 +14,7 @@ from edgepose.backends import Model, check_input, find_output
 from edgepose.blazepose import landmarks as lmk
 from edgepose.blazepose.roi import roi_from_points
 from edgepose.errors import ModelError
-from edgepose.estimators import Estimate
+from edgepose.estimators import Estimate, OnModel
 from edgepose.options import Options
 from edgepose.profiler import StageClock
 from edgepose.types import Pose, Roi
@@ -30,7 +30,7 @@ TASK = "blazepose-landmark"
 _DETECTOR_TASKS = ("blazepose-detector", "nanodet-person", "centernet-person")
 
 
-class BlazePoseEstimator:
+class BlazePoseEstimator(OnModel):
     family = "blazepose"
     honours = frozenset({"detector", "min_detection_confidence", "refine_box_crops",
                          "redetect_every", "redetect_when_full", "min_presence_confidence",
@@ -99,12 +99,6 @@ class BlazePoseEstimator:
         scale = 2.0 * float(np.linalg.norm(aux[1] - aux[0]))
         clock.stop("postprocess", t)
         return Estimate(pose, square, roi.size, scale, anchor=aux)
-
-    def describe(self) -> dict:
-        return {"family": self.family, "model_path": self.model.path}
-
-    def close(self) -> None:
-        self.model.close()
 
 
 def _check_metadata(model: Model) -> None:

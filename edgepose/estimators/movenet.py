@@ -15,8 +15,7 @@ from edgepose.backends import Model
 from edgepose.decoders import movenet as mn
 from edgepose.decoders.preprocess import InputSpec, make_input
 from edgepose.errors import ModelError
-from edgepose.estimators import BottomUp, Estimate, keypoint_scale
-from edgepose.geometry import letterbox_transform
+from edgepose.estimators import BottomUp, Estimate, OnModel, box_estimate, whole_frame_input
 from edgepose.keypoints import to_pose
 from edgepose.options import Options
 from edgepose.profiler import StageClock
@@ -68,7 +67,7 @@ class WholeFrame:
         pass
 
 
-class MoveNetSingle:
+class MoveNetSingle(OnModel):
     family = "movenet-single"
     honours = HONOURS
     finds_people = False
@@ -112,12 +111,6 @@ class MoveNetSingle:
     def follow(self, estimate: Estimate, anchor) -> Roi:
         return estimate.next_crop
 
-    def describe(self) -> dict:
-        return {"family": self.family, "model_path": self.model.path}
-
-    def close(self) -> None:
-        self.model.close()
-
 
 class MoveNetMultiPose(BottomUp):
     family = "movenet-multipose"
@@ -131,23 +124,12 @@ class MoveNetMultiPose(BottomUp):
 
     def find(self, image: np.ndarray, color: str, clock: StageClock,
              timestamp_ms: float | None) -> tuple[list[Estimate], bool]:
-        w, h = self.input_spec.size
+        x, to_image = whole_frame_input(image, color, self.input_spec, clock)
         t = clock.start()
-        to_image = letterbox_transform(image.shape[1], image.shape[0], w, h)
-        x = make_input(image, to_image, self.input_spec, image_color=color)
-        t = clock.stop("preprocess", t)
         out = self.model.run(x)
         t = clock.stop("landmark", t)
         rows = next(o for o in out if o.ndim == 3 and o.shape[-1] == mn.NUM_KEYPOINTS * 3 + 5)
-        found = mn.multipose_results(*mn.decode_multipose(rows, to_image, (w, h), self.threshold))
-        estimates = [Estimate(pose, det.box, max(det.box[2] - det.box[0], det.box[3] - det.box[1]),
-                              keypoint_scale(pose))
-                     for det, pose in found[:self.options.max_people]]
+        found = mn.multipose_results(*mn.decode_multipose(rows, to_image, self.input_spec.size, self.threshold))
+        estimates = [box_estimate(det.box, pose) for det, pose in found[:self.options.max_people]]
         clock.stop("postprocess", t)
         return estimates, True
-
-    def describe(self) -> dict:
-        return {"family": self.family, "model_path": self.model.path}
-
-    def close(self) -> None:
-        self.model.close()

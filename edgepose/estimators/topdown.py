@@ -15,7 +15,7 @@ from edgepose.backends import Model
 from edgepose.decoders import heatmap, simcc
 from edgepose.decoders.preprocess import InputSpec, make_input, parse_size
 from edgepose.errors import ModelError
-from edgepose.estimators import Estimate, keypoint_scale
+from edgepose.estimators import Estimate, OnModel, keypoint_scale
 from edgepose.geometry import box_crop_transform
 from edgepose.keypoints import LAYOUTS, Layout, to_pose
 from edgepose.options import Options
@@ -72,7 +72,7 @@ def missing_output(model: Model, decoder: str, layout: Layout, want: str) -> Mod
                       "--keypoint-layout (docs/model_layouts.md)")
 
 
-class TopDownEstimator:
+class TopDownEstimator(OnModel):
     finds_people = False
     builtin_detector = None
     reid_iou = REID_IOU
@@ -145,12 +145,6 @@ class TopDownEstimator:
 
     def follow(self, estimate: Estimate, anchor) -> tuple:
         return estimate.next_crop
-
-    def describe(self) -> dict:
-        return {"family": self.family, "model_path": self.model.path}
-
-    def close(self) -> None:
-        self.model.close()
 
 
 def person_box(detector, detection) -> tuple[float, float, float, float]:

@@ -7,10 +7,8 @@ import numpy as np
 
 from edgepose.backends import Model
 from edgepose.decoders import yolo_pose
-from edgepose.decoders.preprocess import make_input
-from edgepose.estimators import BottomUp, Estimate, keypoint_scale
+from edgepose.estimators import BottomUp, Estimate, box_estimate, whole_frame_input
 from edgepose.estimators.topdown import MODEL_OPTIONS, input_spec, missing_output, model_layout
-from edgepose.geometry import letterbox_transform
 from edgepose.options import Options
 from edgepose.profiler import StageClock
 
@@ -40,24 +38,14 @@ class YoloPoseEstimator(BottomUp):
 
     def find(self, image: np.ndarray, color: str, clock: StageClock,
              timestamp_ms: float | None) -> tuple[list[Estimate], bool]:
-        w, h = self.input_spec.size
+        x, to_image = whole_frame_input(image, color, self.input_spec, clock)
         t = clock.start()
-        to_image = letterbox_transform(image.shape[1], image.shape[0], w, h)
-        x = make_input(image, to_image, self.input_spec, image_color=color)
-        t = clock.stop("preprocess", t)
         (out,) = self.model.run(x, self._outputs)
         t = clock.stop("landmark", t)
         scores, boxes, keypoints = yolo_pose.decode(out, to_image, len(self.layout),
                                                     score_threshold=self.threshold,
                                                     max_people=self.options.max_people)
-        found = [Estimate(pose, det.box, max(det.box[2] - det.box[0], det.box[3] - det.box[1]),
-                          keypoint_scale(pose))
+        found = [box_estimate(det.box, pose)
                  for det, pose in yolo_pose.to_results(scores, boxes, keypoints, self.layout)]
         clock.stop("postprocess", t)
         return found, True
-
-    def describe(self) -> dict:
-        return {"family": self.family, "model_path": self.model.path}
-
-    def close(self) -> None:
-        self.model.close()
