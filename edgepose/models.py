@@ -2,8 +2,11 @@
 
 A model name resolves, in order, from: an explicit file path; the folders in
 ``EDGEPOSE_MODEL_PATH`` (``os.pathsep``-separated); the user cache (``EDGEPOSE_CACHE``,
-default ``~/.cache/edgepose``); the installed ``mediapipe`` wheel; a download from the
-published URLs, verified against the pinned SHA-256 (unless ``EDGEPOSE_OFFLINE=1``).
+default ``~/.cache/edgepose``); the installed ``mediapipe`` wheel; Google's npm tarball
+``@mediapipe/pose`` (``NPM_POSE``) when a copy lies in one of those folders; and, unless
+``EDGEPOSE_OFFLINE=1``, a download: the published file URLs (a CDN), then that tarball from
+the npm registry, whose four BlazePose files all go into the cache. Everything is checked
+against pinned SHA-256 digests.
 """
 
 from __future__ import annotations
@@ -14,17 +17,29 @@ import hashlib
 import importlib.util
 import logging
 import os
-import urllib.error
-import urllib.request
 from pathlib import Path
 
+from edgepose import downloads
+from edgepose.downloads import Archive, Member
 from edgepose.errors import ModelError
-from edgepose.fileio import atomic_write
 
 log = logging.getLogger(__name__)
 
 _NPM = "https://cdn.jsdelivr.net/npm/@mediapipe/pose@0.5.1675469404/"
 _ASSETS = "https://storage.googleapis.com/mediapipe-assets/"
+
+# Google's own publication of the BlazePose files on the npm registry: a versioned,
+# immutable tarball (`npm pack @mediapipe/pose@0.5.1675469404`). It holds the landmark
+# models as plain files; the detector is the whole of pose_solution_packed_assets.data
+# (its loader names it .../pose_detection/pose_detection.tflite, bytes 0 to 2,962,288).
+NPM_POSE = Archive(
+    "@mediapipe/pose 0.5.1675469404 (npm registry)",
+    "https://registry.npmjs.org/@mediapipe/pose/-/pose-0.5.1675469404.tgz",
+    "mediapipe-pose-0.5.1675469404.tgz", 40_985_403,
+    "8bb349a7b3a3ba699df23be804ddd3b3eab810b50b15406894be257859388a84")
+# The npm copy of the detector: other metadata than the wheel's (so another digest), the
+# same weights: its outputs on a test photo equal the wheel detector's (max difference 0.0).
+_NPM_DETECTOR_SHA256 = "a63c614bef30d35947f13be361820b1e4e3bec9cfeebf4d11216a18373108e85"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,11 +49,18 @@ class KnownModel:
     sha256: str
     role: str  # "detector" or "landmark"
     wheel_path: str | None  # path inside the mediapipe package, when the wheel ships it
+    npm: Member  # where it is inside NPM_POSE
+    also_sha256: tuple[str, ...] = ()  # other published copies with identical outputs
+
+    @property
+    def digests(self) -> tuple[str, ...]:
+        """Every digest accepted for this model: the pinned one first."""
+        return (self.sha256, *self.also_sha256)
 
     @property
     def urls(self) -> tuple[str, ...]:
-        # The npm package @mediapipe/pose is Google's own publication of these exact bytes;
-        # the MediaPipe asset bucket is the second source. Both are checked against sha256.
+        # The npm package @mediapipe/pose as a CDN serves its files, then the MediaPipe
+        # asset bucket; both checked against sha256. (NPM_POSE is tried after them.)
         return (_NPM + self.filename, _ASSETS + self.filename)
 
 
@@ -47,16 +69,25 @@ KNOWN_MODELS = {
     for m in (
         KnownModel("detector", "pose_detection.tflite",
                    "9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c",
-                   "detector", "modules/pose_detection/pose_detection.tflite"),
+                   "detector", "modules/pose_detection/pose_detection.tflite",
+                   Member("package/pose_solution_packed_assets.data", _NPM_DETECTOR_SHA256,
+                          offset=0, size=2_962_288),
+                   also_sha256=(_NPM_DETECTOR_SHA256,)),
         KnownModel("lite", "pose_landmark_lite.tflite",
                    "f17bfbecadb61c3be1baa8b8d851cc6619c870a87167b32848ad20db306b9d61",
-                   "landmark", None),
+                   "landmark", None,
+                   Member("package/pose_landmark_lite.tflite",
+                          "f17bfbecadb61c3be1baa8b8d851cc6619c870a87167b32848ad20db306b9d61")),
         KnownModel("full", "pose_landmark_full.tflite",
                    "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f",
-                   "landmark", "modules/pose_landmark/pose_landmark_full.tflite"),
+                   "landmark", "modules/pose_landmark/pose_landmark_full.tflite",
+                   Member("package/pose_landmark_full.tflite",
+                          "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f")),
         KnownModel("heavy", "pose_landmark_heavy.tflite",
                    "59e42d71bcd44cbdbabc419f0ff76686595fd265419566bd4009ef703ea8e1fe",
-                   "landmark", None),
+                   "landmark", None,
+                   Member("package/pose_landmark_heavy.tflite",
+                          "59e42d71bcd44cbdbabc419f0ff76686595fd265419566bd4009ef703ea8e1fe")),
     )
 }
 
@@ -201,11 +232,11 @@ def candidates(model: KnownModel) -> list[tuple[str, Path]]:
 
 
 def find_local(model: KnownModel) -> tuple[str, Path] | None:
-    """The first local copy whose digest matches the pin, or None."""
+    """The first local copy whose digest is one the model accepts, or None."""
     for source, path in candidates(model):
         if not path.is_file():
             continue
-        if sha256_of(path) == model.sha256:
+        if sha256_of(path) in model.digests:
             return source, path
         log.warning("%s (%s) does not match the pinned sha256 of %s; ignoring it",
                     path, source, model.name)
@@ -231,19 +262,58 @@ def resolve(name_or_path: str | os.PathLike, role: str, download: bool = True) -
     found = find_local(model)
     if found:
         return str(found[1])
+    return str(fetch(model, download=download))
+
+
+def fetch(model: KnownModel, timeout: float = 30.0, download: bool = True) -> Path:
+    """Put ``model`` into the cache: out of a copy of Google's npm tarball (NPM_POSE) in an
+    EDGEPOSE_MODEL_PATH folder or the cache; else, when ``download`` and not offline, from
+    its file URLs, else from that tarball on the npm registry (one 41 MB download gives all
+    four BlazePose files). Each file is checked, then moved into place."""
+    tarball = downloads.find_archive(NPM_POSE, _model_folders())
+    if tarball is not None:
+        return _from_npm_package(model, tarball)
     if not download or offline():
         raise ModelError(_missing_message(model, "downloads are turned off (EDGEPOSE_OFFLINE)"))
-    return str(fetch(model))
+    dest = cache_dir() / model.filename
+    errors = []
+    for url in model.urls:
+        try:
+            return downloads.download(url, dest, model.sha256, label=model.filename, timeout=timeout)
+        except downloads.DownloadError as exc:
+            errors.append(str(exc))
+    try:
+        return _from_npm_package(model, None, timeout)
+    except ModelError as exc:
+        errors.append(str(exc))
+    raise ModelError(_missing_message(model, "the download failed: " + "; ".join(errors)))
 
 
-def fetch(model: KnownModel, timeout: float = 30.0) -> Path:
-    """Download ``model`` into the cache, verify its sha256, then move it into place."""
-    return _download(model.urls, cache_dir() / model.filename, model.sha256, model.name, timeout,
-                     missing=model)
+def _model_folders() -> list[Path]:
+    """Where a copy of NPM_POSE may lie: the EDGEPOSE_MODEL_PATH folders, then the cache."""
+    folders = [Path(f).expanduser()
+               for f in filter(None, os.environ.get("EDGEPOSE_MODEL_PATH", "").split(os.pathsep))]
+    return folders + [cache_dir()]
 
 
-def _download(urls, dest: Path, sha256: str, name: str, timeout: float,
-              missing: KnownModel | None = None) -> Path:
+def _from_npm_package(model: KnownModel, tarball: Path | None, timeout: float = 30.0) -> Path:
+    """Every BlazePose file not yet in the cache, out of NPM_POSE (``tarball``, a local copy,
+    or downloaded when None); the path of ``model``'s."""
+    cache = cache_dir()
+    wanted = {cache / m.filename: m.npm for m in KNOWN_MODELS.values() if find_local(m) is None}
+    wanted.setdefault(cache / model.filename, model.npm)
+    log.info("%s: taking %s from %s", model.name, ", ".join(p.name for p in wanted), NPM_POSE.name)
+    try:
+        downloads.fetch_members(NPM_POSE, wanted, cache, local=tarball, timeout=timeout)
+    except downloads.DownloadError as exc:
+        raise ModelError(f"{NPM_POSE.url}: {exc}") from None
+    except OSError as exc:
+        raise ModelError(f"could not write {model.filename} into {cache} ({exc.strerror or exc}): "
+                         "set EDGEPOSE_CACHE to a writable folder") from None
+    return cache / model.filename
+
+
+def _download(urls, dest: Path, sha256: str, name: str, timeout: float) -> Path:
     """Fetch the first of ``urls`` whose bytes match ``sha256`` into ``dest`` (atomically)."""
     if offline():
         raise ModelError(f"{name}: {dest.name} is not on this machine and downloads are turned "
@@ -251,29 +321,11 @@ def _download(urls, dest: Path, sha256: str, name: str, timeout: float,
     errors = []
     for url in urls:
         try:
-            with atomic_write(dest) as tmp:
-                log.info("downloading %s", url)
-                with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-                    for block in iter(lambda: resp.read(1 << 16), b""):
-                        out.write(block)
-                digest = sha256_of(tmp)
-                if digest != sha256:  # raised inside the block: dest is left as it was
-                    raise _DigestMismatch(f"{url}: sha256 {digest[:12]}... is not the pinned "
-                                          f"{sha256[:12]}...")
-            return dest
-        except _DigestMismatch as exc:
+            return downloads.download(url, dest, sha256, label=dest.name, timeout=timeout)
+        except downloads.DownloadError as exc:
             errors.append(str(exc))
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
-            errors.append(f"{url}: {getattr(exc, 'reason', exc)}")
-    why = "download failed (offline?): " + "; ".join(errors)
-    if missing is not None:
-        raise ModelError(_missing_message(missing, why))
-    raise ModelError(f"{name}: {dest.name} is not on this machine and the {why}. "
-                     f"Copy it into {dest.parent}")
-
-
-class _DigestMismatch(Exception):
-    """Downloaded bytes that are not the pinned file."""
+    raise ModelError(f"{name}: {dest.name} is not on this machine and the download failed "
+                     f"(offline?): {'; '.join(errors)}. Copy it into {dest.parent}")
 
 
 def _missing_message(model: KnownModel, why: str) -> str:
@@ -281,7 +333,11 @@ def _missing_message(model: KnownModel, why: str) -> str:
         f"model {model.name!r} ({model.filename}, sha256 {model.sha256}) is not on this machine "
         f"and {why}. Copy the file into {cache_dir()}, or set EDGEPOSE_MODEL_PATH to its folder, "
         f"or pass its path with --model"
-        + (", or pip install 'edgepose[mediapipe]', whose wheel ships it" if model.wheel_path else "")
+        + (", or pip install 'edgepose[mediapipe-legacy]', whose wheel ships it" if model.wheel_path else "")
+        + f". Without a network here: on a machine that has one, `npm pack "
+        f"@mediapipe/pose@0.5.1675469404` (or download {NPM_POSE.url}) and copy "
+        f"{NPM_POSE.filename} into a folder of EDGEPOSE_MODEL_PATH: edgepose takes every "
+        "BlazePose file from it"
     )
 
 

@@ -212,18 +212,15 @@ def open_source(spec: str) -> Source:
     return _open_capture(os.fspath(path), "video", path.name)
 
 
-def demo_image() -> Path | None:
-    """A real photo of a person that an installed package ships, for a first run."""
-    import importlib.util
+def demo_image(download: bool = False) -> Path | None:
+    """The demo photo of a person (``edgepose.demo``), or None when it is not on this
+    machine and ``download`` is off or fails."""
+    from edgepose.demo import NoDemoPhoto, demo_photo
 
-    for package, relative in (("skimage", "data/astronaut.png"),
-                              ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg")):
-        spec = importlib.util.find_spec(package)
-        if spec and spec.submodule_search_locations:
-            path = Path(list(spec.submodule_search_locations)[0]) / relative
-            if path.is_file():
-                return path
-    return None
+    try:
+        return demo_photo(download)
+    except NoDemoPhoto:
+        return None
 
 
 def read_frames(spec: str, limit: int | None = None) -> tuple[list[np.ndarray], Source]:

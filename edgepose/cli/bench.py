@@ -51,9 +51,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise InputError("--runs, --threads and --max-people must be >= 1 and --warmup >= 0")
     source = args.source
     if source is None:
-        demo = demo_image()
+        demo = demo_image(download=True)
         if demo is None:
-            raise InputError("give a SOURCE: no demo photo is installed")
+            raise InputError("give a SOURCE: the demo photo is not here and could not be fetched")
         source = str(demo)
     report, samples = bench(source, args.models.split(","), args.backends.split(","), threads,
                             warmup=args.warmup, runs=args.runs, max_frames=args.max_frames,

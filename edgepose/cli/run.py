@@ -46,14 +46,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edgepose import Pipeline
     from edgepose.profiler import Profiler
     from edgepose.quiet import native_stderr_quiet
-    from edgepose.sources import demo_image, open_source
+    from edgepose.demo import NoDemoPhoto, demo_photo
+    from edgepose.sources import open_source
 
     spec, out_path = args.source, args.out
     if spec is None:
-        demo = demo_image()
-        if demo is None:
-            raise InputError("give a SOURCE (image, folder, video, camera index or URL); "
-                             "no demo photo was found (pip install scikit-image for one)")
+        try:
+            demo = demo_photo()
+        except NoDemoPhoto as exc:
+            raise InputError(f"give a SOURCE (image, folder, video, camera index or URL): {exc}") from None
         spec = str(demo)
         out_path = out_path or DEMO_OUT
         print(f"edgepose: no source given, running on {demo}", file=sys.stderr)
