@@ -3,8 +3,9 @@
 Two engines, chosen by ``Options.backend``:
 
 - ``mediapipe``: the legacy ``mediapipe.solutions.pose.Pose`` graph (mediapipe>=0.10.14,
-  <=0.10.21; 0.10.30 and later have no ``mediapipe.solutions``). One person.
-- ``mediapipe-tasks``: ``mediapipe.tasks.python.vision.PoseLandmarker`` (image and video
+  <=0.10.21, the ``mediapipe-legacy`` extra; 0.10.30 and later have no solutions). One person.
+- ``mediapipe-tasks``: ``mediapipe.tasks.python.vision.PoseLandmarker`` on any release with
+  the Tasks API (the ``mediapipe`` extra: current releases, NumPy 2; image and video
   running modes, ``max_people`` poses). It needs a ``.task`` bundle: one is built on the
   fly from the detector and landmark model files edgepose resolves (and cached under
   ``edgepose.models.cache_dir()``), so nothing is downloaded; a ``.task`` path is also
@@ -53,8 +54,8 @@ from edgepose.types import Pose
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_VERSIONS = "mediapipe>=0.10.14,<=0.10.21"
-INSTALL_HINT = "pip install 'edgepose[mediapipe]'"
+SUPPORTED_VERSIONS = "mediapipe>=0.10.14,<=0.10.21"  # of the legacy engine
+INSTALL_HINT = "pip install 'edgepose[mediapipe]' (the Tasks engine) or 'edgepose[mediapipe-legacy]'"
 # MediaPipe's own default detector threshold, used when min_detection_confidence is None.
 # (Our pipeline lowers it to 0.1 for several people because it drops duplicate poses;
 # PoseLandmarker does not, and at 0.1 returns several poses for one body.)
@@ -156,7 +157,8 @@ def _import_legacy():
         raise BackendError(
             f"backend 'mediapipe' needs MediaPipe's legacy Solutions API, which mediapipe "
             f"{getattr(mp, '__version__', '?')} does not have (it was removed in 0.10.30): "
-            f"pip install '{SUPPORTED_VERSIONS}', or use backend 'mediapipe-tasks'") from None
+            f"pip install 'edgepose[mediapipe-legacy]' ({SUPPORTED_VERSIONS}), or use backend "
+            "'mediapipe-tasks'") from None
     return pose, solution_base
 
 
@@ -167,7 +169,7 @@ def legacy_model_file(name: str, mediapipe_dir: Path | None = None) -> Path:
     (``EDGEPOSE_MODEL_PATH``, the cache) instead, and never downloaded."""
     mediapipe_dir = mediapipe_dir or models.mediapipe_dir()
     if mediapipe_dir is None:
-        raise BackendError(f"backend 'mediapipe' needs MediaPipe: {INSTALL_HINT}")
+        raise BackendError("backend 'mediapipe' needs MediaPipe: pip install 'edgepose[mediapipe-legacy]'")
     known = models.KNOWN_MODELS[name]
     target = Path(mediapipe_dir) / "modules" / "pose_landmark" / known.filename
     if target.is_file():
@@ -278,7 +280,7 @@ def _import_tasks():
         raise BackendError(
             f"backend 'mediapipe-tasks' needs mediapipe.tasks, which mediapipe "
             f"{getattr(mp, '__version__', '?')} does not provide ({exc}): "
-            f"pip install '{SUPPORTED_VERSIONS}'") from None
+            "pip install 'edgepose[mediapipe]'") from None
     return BaseOptions, vision
 
 

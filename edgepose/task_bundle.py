@@ -10,8 +10,9 @@ each model's input normalisation from its TFLite metadata, so both must carry it
   metadata; it is written here with MediaPipe's own metadata writer).
 
 Building needs only local files, so PoseLandmarker works offline and with converted
-models. The metadata tools come from the ``mediapipe`` package
-(``pip install 'edgepose[mediapipe]'``).
+models. The metadata is written from the flatbuffer schemas (``edgepose.mediapipe_metadata``:
+MediaPipe's own metadata tools do not import on releases from 0.10.30 on), so any MediaPipe
+with the Tasks API will do (``pip install 'edgepose[mediapipe]'``).
 
     edgepose convert task-bundle --detector detector --model full --out pose_full.task
 
@@ -22,13 +23,13 @@ This is runtime code (the mediapipe-tasks engine builds its bundle on the fly); 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import zipfile
 from pathlib import Path
 
-from edgepose.errors import BackendError, ModelError
+from edgepose import mediapipe_metadata
+from edgepose.errors import ModelError
 from edgepose.fileio import atomic_write
 
 log = logging.getLogger(__name__)
@@ -60,48 +61,10 @@ MEMBERS = {
 }
 
 
-def _metadata_tools():
-    """MediaPipe's TFLite metadata modules, or a BackendError that says what to install."""
-    try:
-        from mediapipe.tasks.python.metadata import metadata
-        from mediapipe.tasks.python.metadata.metadata_writers import (
-            metadata_writer,
-            model_asset_bundle_utils,
-            writer_utils,
-        )
-    except ImportError as exc:
-        raise BackendError(
-            f".task bundles need MediaPipe's metadata tools ({exc}): "
-            "pip install 'edgepose[mediapipe]'"
-        ) from None
-    return metadata, metadata_writer, model_asset_bundle_utils, writer_utils
-
-
 def read_normalisation(model: bytes) -> tuple[list[float], list[float]] | None:
     """(mean, std) of the first input's NormalizationOptions in a TFLite model's metadata,
     or None when the model has no metadata or no normalisation in it."""
-    metadata, *_ = _metadata_tools()
-    try:
-        text = metadata.MetadataDisplayer.with_model_buffer(model).get_metadata_json()
-    except ValueError:  # "The model does not have metadata."
-        return None
-    subgraphs = json.loads(text).get("subgraph_metadata") or [{}]
-    inputs = subgraphs[0].get("input_tensor_metadata") or [{}]
-    for unit in inputs[0].get("process_units") or []:
-        if unit.get("options_type") == "NormalizationOptions":
-            options = unit.get("options", {})
-            return list(options.get("mean", [])), list(options.get("std", []))
-    return None
-
-
-def _input_shape(model: bytes, name: str) -> tuple[int, ...]:
-    *_, writer_utils = _metadata_tools()
-    try:
-        subgraph = writer_utils.get_subgraph(bytearray(model))
-        tensor = subgraph.Tensors(subgraph.Inputs(0))
-        return tuple(int(d) for d in tensor.ShapeAsNumpy())
-    except Exception as exc:  # a flatbuffer parser on arbitrary bytes raises anything
-        raise ModelError(f"{name} is not a TFLite model ({type(exc).__name__}: {exc})") from None
+    return mediapipe_metadata.read_normalisation(model)
 
 
 def with_normalisation(model: bytes, spec: MemberSpec, name: str) -> bytes:
@@ -110,7 +73,8 @@ def with_normalisation(model: bytes, spec: MemberSpec, name: str) -> bytes:
     A model that already carries the right normalisation is returned unchanged; one that
     carries a different normalisation is an error (it is not silently rewritten).
     """
-    shape = _input_shape(model, name)
+    graph = mediapipe_metadata.load_model(model, name)
+    shape = mediapipe_metadata.input_shape(graph)
     if shape != spec.input_shape:
         raise ModelError(f"{name} does not look like a {spec.role} model: input must be "
                          f"{list(spec.input_shape)}, got {list(shape)}")
@@ -121,15 +85,9 @@ def with_normalisation(model: bytes, spec: MemberSpec, name: str) -> bytes:
             return model
         raise ModelError(f"{name} carries input normalisation mean {mean} / std {std}, but a "
                          f"BlazePose {spec.role} needs mean {spec.mean} / std {spec.std}")
-    _, metadata_writer, _, writer_utils = _metadata_tools()
-    writer = metadata_writer.MetadataWriter.create(bytearray(model))
-    writer.add_general_info(spec.title, f"{spec.member} written by edgepose")
-    writer.add_image_input([spec.mean], [spec.std])
     # Outputs stay plain feature tensors: MediaPipe's pose graphs find them by index.
-    for _ in range(writer_utils.get_subgraph(bytearray(model)).OutputsLength()):
-        writer.add_feature_output()
-    out, _ = writer.populate()
-    return bytes(out)
+    return mediapipe_metadata.with_image_metadata(graph, spec.title, f"{spec.member} written by edgepose",
+                                                  spec.mean, spec.std)
 
 
 def _same_values(values: list[float], want: float) -> bool:
@@ -152,11 +110,10 @@ def build_task_bundle(detector: str | os.PathLike, landmark: str | os.PathLike,
         except OSError as exc:
             raise ModelError(f"cannot read {source}: {exc.strerror}") from None
         members[member] = with_normalisation(data, MEMBERS[member], str(source))
-    *_, bundle_utils, _ = _metadata_tools()
     with atomic_write(out) as tmp:
-        # MediaPipe's writer stores members uncompressed and 4-byte aligned, so that the
-        # Tasks runtime can map them straight from the file.
-        bundle_utils.create_model_asset_bundle(members, str(tmp))
+        # members uncompressed and 4-byte aligned, as MediaPipe's writer makes them, so
+        # that the Tasks runtime can map them straight from the file
+        mediapipe_metadata.write_bundle(members, tmp)
         check_task_bundle(tmp)
     log.info("wrote %s (%s + %s)", out, sources[DETECTOR_MEMBER], sources[LANDMARK_MEMBER])
     return out

@@ -37,6 +37,9 @@ it = _load("install_targets")
 # which takes NVIDIA's own builds (docs/devices.md). Every other extra is for devices too:
 # all of them must resolve together on every target.
 WORKSTATION_ONLY = {"onnxruntime-gpu", "convert-quant", "convert-tf"}
+# Extras that exclude another one (two MediaPipe lines: numpy<2 and mediapipe<=0.10.21
+# against mediapipe>=0.10.30): resolved alone, on one target of each machine.
+EXCLUSIVE = {"mediapipe-legacy"}
 # (extra, Python) pairs known not to install, each with its reason; strict: a gap that
 # closes fails the test, so the entry goes.
 KNOWN_GAPS = {
@@ -48,21 +51,21 @@ X86_TARGET_IDS = [t.name for t in it.TARGETS if t.machine == "x86_64"]
 
 
 def device_extras() -> tuple[str, ...]:
-    return tuple(e for e in it.extras_in_pyproject() if e not in WORKSTATION_ONLY)
+    return tuple(e for e in it.extras_in_pyproject() if e not in WORKSTATION_ONLY | EXCLUSIVE)
 
 
 def workstation_extras() -> list[str]:
     return [e for e in it.extras_in_pyproject() if e in WORKSTATION_ONLY]
 
 
-# mediapipe alone, on one target of each machine (the regression test below)
+# mediapipe-legacy alone, on one target of each machine (the regression test below)
 MEDIAPIPE_TARGETS = {"pi-bookworm-aarch64-cp311": "0.10.18", "debian12-x86_64-cp311": "0.10.21"}
 
 
 def jobs_for(target) -> list[tuple[str, ...]]:
     jobs = [(), device_extras()]
     if target.name in MEDIAPIPE_TARGETS:
-        jobs.append(("mediapipe",))
+        jobs += [("mediapipe-legacy",), ("mediapipe",)]
     if target.machine == "x86_64":
         jobs += [(e,) for e in workstation_extras()]
     return jobs
@@ -88,11 +91,25 @@ def test_tflite_runtime_extra_only_where_it_has_wheels():
             assert any(r.name == "numpy" and not r.specifier.contains("2.0") for r in reqs)
 
 
-def test_mediapipe_extra_keeps_numpy_1():
-    """The mediapipe wheels are built against NumPy 1.x; 0.10.14 does not declare it."""
+def test_mediapipe_legacy_extra_keeps_numpy_1():
+    """The legacy mediapipe wheels are built against NumPy 1.x; 0.10.14 does not declare it."""
     for target in it.TARGETS:
-        numpy = [r for r in it.requirements_for(target, ("mediapipe",)) if r.name == "numpy"]
+        numpy = [r for r in it.requirements_for(target, ("mediapipe-legacy",)) if r.name == "numpy"]
         assert any(not r.specifier.contains("2.0") for r in numpy), target.name
+
+
+def test_mediapipe_extras_keep_one_opencv_4():
+    """MediaPipe brings opencv-contrib-python into our cv2 folder: each extra holds it to the
+    range of opencv-python-headless, below OpenCV 5 (unpinned it resolved to 5.1)."""
+    for extra in ("mediapipe", "mediapipe-legacy"):
+        for target in it.TARGETS:
+            reqs = it.requirements_for(target, (extra,))
+            contrib = [r for r in reqs if r.name == "opencv-contrib-python"]
+            headless = [r for r in reqs if r.name == "opencv-python-headless"]
+            assert contrib and not any(r.specifier.contains("5.0.0.93") for r in contrib), extra
+            for version in ("4.11.0.86", "4.13.0.92"):
+                assert all(r.specifier.contains(version) for r in contrib) == \
+                    all(r.specifier.contains(version) for r in headless), (extra, version)
 
 
 def test_opencv_stays_below_5():
@@ -208,15 +225,32 @@ def test_device_extras_resolve(resolutions, name):
 
 @registry
 @pytest.mark.parametrize("name", sorted(MEDIAPIPE_TARGETS))
-def test_mediapipe_extra_resolves_to_the_newest_build_with_models(resolutions, name):
+def test_mediapipe_legacy_extra_resolves_to_the_newest_build_with_models(resolutions, name):
     """Bug: with OpenCV >= 4.12 (NumPy 2 only) pip backtracked mediapipe to 0.10.14, which
     does not declare numpy<2, and paired it with NumPy 2."""
     jobs, _ = resolutions
-    result = _result(jobs[(name, ("mediapipe",))])
+    result = _result(jobs[(name, ("mediapipe-legacy",))])
     assert result.ok, result.describe()
     packages = {k.lower(): v for k, v in result.packages.items()}
     assert packages["mediapipe"] == MEDIAPIPE_TARGETS[name], result.describe()
     assert packages["numpy"].startswith("1."), result.describe()
+
+
+@registry
+@pytest.mark.parametrize("name", sorted(MEDIAPIPE_TARGETS))
+def test_mediapipe_extra_resolves_to_a_tasks_release_with_numpy_2(resolutions, name):
+    """The Tasks engine's extra: a current release (>= 0.10.30, no legacy API), NumPy 2,
+    and one OpenCV 4.x release for both cv2 builds."""
+    from packaging.version import Version
+
+    jobs, _ = resolutions
+    result = _result(jobs[(name, ("mediapipe",))])
+    assert result.ok, result.describe()
+    packages = {k.lower(): v for k, v in result.packages.items()}
+    assert Version(packages["mediapipe"]) >= Version("0.10.30"), result.describe()
+    assert packages["numpy"].startswith("2."), result.describe()
+    assert packages["opencv-contrib-python"] == packages["opencv-python-headless"], result.describe()
+    assert packages["opencv-python-headless"].startswith("4."), result.describe()
 
 
 @registry

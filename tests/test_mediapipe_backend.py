@@ -74,6 +74,34 @@ def test_bundle_is_stored_uncompressed_with_normalisation_metadata(bundle, model
         np.testing.assert_array_equal(a, b)
 
 
+def test_bundle_metadata_is_what_mediapipes_own_writer_writes(bundle, model_path):
+    """edgepose writes the metadata from the schemas (MediaPipe's tools do not import from
+    0.10.30 on); where MediaPipe's writer still runs, it writes the same metadata."""
+    import json
+
+    metadata = pytest.importorskip("mediapipe.tasks.python.metadata.metadata",
+                                   reason="MediaPipe's own metadata tools (releases <= 0.10.21)")
+    from mediapipe.tasks.python.metadata.metadata_writers import metadata_writer, writer_utils
+
+    raw = open(model_path("full"), "rb").read()
+    spec = task_bundle.MEMBERS[task_bundle.LANDMARK_MEMBER]
+    writer = metadata_writer.MetadataWriter.create(bytearray(raw))
+    writer.add_general_info(spec.title, f"{spec.member} written by edgepose")
+    writer.add_image_input([spec.mean], [spec.std])
+    for _ in range(writer_utils.get_subgraph(bytearray(raw)).OutputsLength()):
+        writer.add_feature_output()
+    theirs, _ = writer.populate()
+    ours = task_bundle.with_normalisation(raw, spec, "full")
+
+    def shown(model):
+        return json.loads(metadata.MetadataDisplayer.with_model_buffer(bytes(model)).get_metadata_json())
+
+    assert shown(ours) == shown(theirs)
+    with zipfile.ZipFile(bundle) as zf:  # members 4-byte aligned, for MediaPipe's mmap
+        for info in zf.infolist():
+            assert (info.header_offset + 30 + len(info.filename) + len(info.extra)) % 4 == 0
+
+
 def test_mediapipe_pose_landmarker_runs_from_our_bundle(bundle):
     from mediapipe.tasks.python import BaseOptions, vision
 
@@ -257,7 +285,7 @@ def test_tasks_tracks_and_smooths_several_people():
 
 def test_missing_mediapipe_and_legacy_api(monkeypatch):
     monkeypatch.setitem(sys.modules, "mediapipe.python.solutions", None)
-    with pytest.raises(BackendError, match=r"mediapipe>=0.10.14,<=0.10.21"):
+    with pytest.raises(BackendError, match=r"edgepose\[mediapipe-legacy\] \(mediapipe>=0.10.14,<=0.10.21\)"):
         Pipeline(backend="mediapipe")
     monkeypatch.setitem(sys.modules, "mediapipe", None)
     with pytest.raises(BackendError, match=r"pip install 'edgepose\[mediapipe\]'"):

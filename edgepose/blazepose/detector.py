@@ -16,7 +16,6 @@ from edgepose.types import Detection
 INPUT_SIZE = 224
 NUM_KEYPOINTS = 4
 STRIDES = (8, 16, 32, 32, 32)
-MIN_SCALE, MAX_SCALE = 0.1484375, 0.75  # scales only shape anchors that fixed size ignores
 NMS_IOU = 0.3
 SCORE_CLIP = 100.0
 
