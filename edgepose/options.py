@@ -158,14 +158,16 @@ class Options:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if getattr(self, f.name) != f.default}
 
-    def check_honoured(self, honoured: set[str] | frozenset[str], who: str, hint: str = "") -> None:
+    def check_honoured(self, honoured: set[str] | frozenset[str], who: str,
+                       why: dict[str, str] | None = None) -> None:
         """OptionError naming the first field set away from its default that ``who`` (an
-        engine or model family) does not honour."""
+        engine or model family) does not honour; ``why`` explains some fields by name."""
         for name, value in self.changed().items():
             if name not in honoured:
                 flag = "--" + name.replace("_", "-")
+                reason = (why or {}).get(name)
                 raise OptionError(f"{name}={value!r} ({flag}) is not used by {who}"
-                                  f"{': ' + hint if hint else ''}; leave it out")
+                                  f"{': ' + reason if reason else ''}; leave it out")
 
 
 def fields_by_group() -> dict[str, list[dataclasses.Field]]:

@@ -75,7 +75,8 @@ class Pipeline:
         self.person_detector: PersonDetector | None = None
         try:
             finds = est.finds_people or est.builtin_detector is not None
-            o.check_honoured(LOOP_OPTIONS | est.honours, est.family, "it finds people itself" if finds else "")
+            o.check_honoured(LOOP_OPTIONS | est.honours, est.family,
+                             {"detector": "it finds people itself"} if finds else None)
             if est.finds_people:
                 if person_detector is not None:
                     raise OptionError(f"{est.family} finds people itself: drop person_detector")
@@ -217,9 +218,11 @@ class Pipeline:
             known.append(track_id)
         return found, known, detect
 
-    def reset(self) -> None:
-        """Forget every track (e.g. between unrelated videos)."""
-        self.tracker.reset()
+    def reset(self, restart_ids: bool = False) -> None:
+        """Forget every track (e.g. between unrelated videos). Ids keep counting up, unless
+        ``restart_ids``: then the next frame gets what a new Pipeline would give it (one
+        pipeline reused for video after video, each with its own results)."""
+        self.tracker.reset(restart_ids)
         self.smoother.reset()
         self._clock = _Timestamps()
         reset = getattr(self.estimator, "reset", None)

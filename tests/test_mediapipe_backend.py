@@ -285,7 +285,7 @@ def test_tasks_tracks_and_smooths_several_people():
 
 def test_missing_mediapipe_and_legacy_api(monkeypatch):
     monkeypatch.setitem(sys.modules, "mediapipe.python.solutions", None)
-    with pytest.raises(BackendError, match=r"edgepose\[mediapipe-legacy\] \(mediapipe>=0.10.14,<=0.10.21\)"):
+    with pytest.raises(BackendError, match=r"edgepose\[mediapipe-legacy\]' \(mediapipe>=0.10.14,<=0.10.21\)"):
         Pipeline(backend="mediapipe")
     monkeypatch.setitem(sys.modules, "mediapipe", None)
     with pytest.raises(BackendError, match=r"pip install 'edgepose\[mediapipe\]'"):
