@@ -86,8 +86,12 @@ class Tracker:
         self._next_id += 1
         return self._next_id - 1
 
-    def reset(self) -> None:
-        """Forget every track and every recent box (ids keep counting up)."""
+    def reset(self, restart_ids: bool = False) -> None:
+        """Forget every track and every recent box. Ids keep counting up, unless
+        ``restart_ids`` (a new, unrelated stream whose results are kept apart)."""
+        if restart_ids:
+            self._next_id = 0
+            self._frame = 0
         self.tracks = []
         self._seen.clear()
         self._since_detection = 0
