@@ -157,16 +157,22 @@ class WindowSink(Sink):
     def __init__(self, title: str) -> None:
         import cv2
 
+        from edgepose.opencv_gui import window_problem
+
         super().__init__()
         if not display_available():
             raise InputError("a window needs a display (DISPLAY is not set): write the frames "
                              "to files instead")
         self.title = title
+        # asked before OpenCV: a Qt build with no X server aborts the process
+        problem = window_problem(cv2.getBuildInformation())
+        if problem:
+            raise InputError(problem)
         try:
             cv2.namedWindow(title, cv2.WINDOW_NORMAL)
-        except cv2.error:
-            raise InputError("this OpenCV has no GUI support (opencv-python-headless): "
-                             "pip install opencv-python, or write the frames to files") from None
+        except cv2.error as exc:
+            raise InputError(f"OpenCV could not open a window ({exc.err or exc}): write the "
+                             "frames to files instead") from None
         self._open = True
 
     def write(self, frame: Frame, result: FrameResult, canvas: np.ndarray | None) -> None:
