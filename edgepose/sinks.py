@@ -17,15 +17,18 @@ twice. A network sink (an MJPEG stream, poses over a WebSocket) is one more subc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import IO
 
 import numpy as np
 
 from edgepose.errors import InputError
+from edgepose.fileio import FILE_MODE
 from edgepose.sources import IMAGE_EXTENSIONS, Frame, Source
 from edgepose.types import FrameResult
 
@@ -69,10 +72,7 @@ class ImageSink(Sink):
         self.path = Path(path)
         self.single = single
         self.by_name = by_name
-        if single:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        else:
-            self.path.mkdir(parents=True, exist_ok=True)
+        make_folder(self.path.parent if single else self.path, self.path)
 
     def target(self, frame: Frame) -> Path:
         if self.single:
@@ -105,19 +105,31 @@ class VideoSink(Sink):
         super().__init__()
         self.path = Path(path)
         self.fps = fps if fps and fps > 0 else DEFAULT_FPS
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(self.path.parent, self.path)
+        # OpenCV's writer says only "not opened": ask the file system first, before the run
+        existed = self.path.exists()
+        try:
+            with open(self.path, "ab"):
+                pass
+        except OSError as exc:
+            raise InputError(f"could not write video {self.path}: {exc.strerror or exc}") from None
+        if not existed:
+            self.path.unlink()
         self._writer = None
 
     def write(self, frame: Frame, result: FrameResult, canvas: np.ndarray | None) -> None:
         import cv2
 
         if self._writer is None:
-            codec = "MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"
+            suffix = self.path.suffix.lower()
+            codec = "MJPG" if suffix == ".avi" else "mp4v"
             h, w = canvas.shape[:2]
             self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*codec),
                                            self.fps, (w, h))
-            if not self._writer.isOpened():
-                raise InputError(f"could not write video {self.path}: try a .avi file")
+            if not self._writer.isOpened():  # the folder is writable (checked): the codec
+                raise InputError(f"OpenCV could not write {self.path}: this build has no {codec} "
+                                 f"encoder for {suffix} files"
+                                 + ("" if suffix == ".avi" else "; a .avi file (MJPG) works with every build"))
         self._writer.write(canvas)
         self.written += 1
 
@@ -127,11 +139,25 @@ class VideoSink(Sink):
             self._writer = None
 
 
+def make_folder(folder: Path, target: Path) -> None:
+    """Make ``folder`` (and its parents) for ``target``; InputError naming the target."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"could not write {target}: {exc.filename or folder}: "
+                         f"{exc.strerror or exc}") from None
+
+
 def annotated_sink(path: str | os.PathLike, source: Source) -> Sink:
     """The sink a path names: a video file (.mp4, .avi, .mkv, .mov), one image file (only
-    for a one-image source), or else a folder of images."""
+    for a one-image source), or a folder of images (a path with no suffix, one ending in
+    a slash, or a folder that exists). Any other suffix is an InputError: a typo such as
+    ``result.xyz`` must not become a folder of JPEGs."""
+    text = os.fspath(path)
     path = Path(path)
     suffix = path.suffix.lower()
+    if path.is_dir() or text.endswith(("/", os.sep)) or not suffix:
+        return ImageSink(path, by_name=source.kind == "image")
     if suffix in VIDEO_EXTENSIONS:
         return VideoSink(path, source.fps)
     if suffix in IMAGE_EXTENSIONS:
@@ -139,7 +165,9 @@ def annotated_sink(path: str | os.PathLike, source: Source) -> Sink:
             raise InputError(f"{path} is one image but the source has many frames: "
                              "give a folder or a .mp4/.avi file")
         return ImageSink(path, single=True)
-    return ImageSink(path, by_name=source.kind == "image")
+    raise InputError(f"{text}: edgepose writes no {suffix} files: give an image file "
+                     f"({', '.join(IMAGE_EXTENSIONS)}), a video ({', '.join(VIDEO_EXTENSIONS)}) "
+                     "or a folder (a name with no suffix, or ending in /)")
 
 
 def display_available() -> bool:
@@ -192,33 +220,96 @@ class WindowSink(Sink):
 
 
 class JsonLinesSink(Sink):
-    """One JSON object per frame and line: source, frame, image, timestamp_ms, stages_ms,
-    poses, image_size (README "JSON Lines"). Writes to a file it opens (and closes), or to
-    a stream it is given (e.g. stdout, flushed but left open)."""
+    """One JSON object per frame and line: source, frame, image, mode ("image" or "video",
+    when given), timestamp_ms, stages_ms, poses, image_size (README "JSON Lines").
 
-    def __init__(self, target: str | os.PathLike | IO[str], source_name: str) -> None:
+    Writes to a stream it is given (e.g. stdout: flushed, left open), or to a file (its
+    folders made as needed) through a temporary file beside it, renamed into place by
+    :meth:`close`: an earlier file is replaced only by a run that finished, or that was
+    stopped (KeyboardInterrupt, a signal) after writing frames, and then holds whole lines
+    only. Leaving a ``with`` block on any other exception (or :meth:`discard`) deletes the
+    temporary file and keeps the earlier one. A device or pipe (/dev/stdout) is written
+    directly."""
+
+    def __init__(self, target: str | os.PathLike | IO[str], source_name: str,
+                 mode: str | None = None) -> None:
         super().__init__()
         self.source_name = source_name
+        self.mode = mode
+        self._tmp: Path | None = None
         if hasattr(target, "write"):
             self._file, self._owned = target, False
         else:
             self.path = Path(target)
-            self._file, self._owned = open(self.path, "w", encoding="utf-8"), True
+            self._owned = True
+            try:
+                if self.path.exists() and not self.path.is_file():
+                    self._file = open(self.path, "w", encoding="utf-8")
+                else:
+                    make_folder(self.path.parent, self.path)
+                    fd, name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}-",
+                                                suffix=".part")
+                    self._file, self._tmp = os.fdopen(fd, "w", encoding="utf-8"), Path(name)
+            except OSError as exc:
+                raise self._error(exc) from None
 
     @staticmethod
-    def record(source_name: str, frame: Frame, result: FrameResult) -> dict:
-        return {"source": source_name, "frame": frame.index, "image": frame.name,
-                **result.to_dict(), "image_size": list(result.image_size)}
+    def record(source_name: str, frame: Frame, result: FrameResult, mode: str | None = None) -> dict:
+        head = {"source": source_name, "frame": frame.index, "image": frame.name}
+        if mode is not None:
+            head["mode"] = mode
+        return {**head, **result.to_dict(), "image_size": list(result.image_size)}
 
     def write(self, frame: Frame, result: FrameResult, canvas: np.ndarray | None) -> None:
-        self._file.write(json.dumps(self.record(self.source_name, frame, result)) + "\n")
+        line = json.dumps(self.record(self.source_name, frame, result, self.mode)) + "\n"
+        try:
+            self._file.write(line)
+        except OSError as exc:  # a full disk: say which file
+            raise self._error(exc) from None
         self.written += 1
 
     def close(self) -> None:
+        """Finish the file: flush, then rename the temporary file into place."""
         if self._file is None:
             return
-        if self._owned:
-            self._file.close()
+        file, self._file = self._file, None
+        if not self._owned:
+            file.flush()
+            return
+        try:
+            file.close()
+            if self._tmp is not None:
+                os.chmod(self._tmp, FILE_MODE)
+                os.replace(self._tmp, self.path)
+                self._tmp = None
+        except OSError as exc:
+            self._remove_tmp()
+            raise self._error(exc) from None
+
+    def discard(self) -> None:
+        """Close without touching the earlier file at ``path`` (the run failed)."""
+        if self._file is None:
+            return
+        file, self._file = self._file, None
+        with contextlib.suppress(OSError):
+            if self._owned:
+                file.close()
+            else:
+                file.flush()
+        self._remove_tmp()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        stopped = exc_type is not None and issubclass(exc_type, KeyboardInterrupt) and self.written
+        if exc_type is None or stopped:
+            self.close()
         else:
-            self._file.flush()
-        self._file = None
+            self.discard()
+
+    def _remove_tmp(self) -> None:
+        if self._tmp is not None:
+            with contextlib.suppress(OSError):
+                self._tmp.unlink()
+            self._tmp = None
+
+    def _error(self, exc: OSError) -> InputError:
+        return InputError(f"could not write {self.path}: {exc.strerror or exc}")

@@ -85,7 +85,8 @@ def test_truncated_avi_processes_what_it_can_then_fails(tmp_path):
 
 def test_unwritable_json_path_is_one_line_and_closes_cleanly(tmp_path):
     image = next(need(IMAGES / "mpii").glob("*.jpg"))
-    code, _, err = edgepose("run", image, "--json", tmp_path / "missing" / "poses.jsonl")
+    (tmp_path / "file").write_text("")  # a missing folder is made (as --out does); a file is in the way
+    code, _, err = edgepose("run", image, "--json", tmp_path / "file" / "poses.jsonl")
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 1 and len(lines) == 1 and "Traceback" not in err
     assert lines[0].startswith("edgepose: error:") and "poses.jsonl" in lines[0]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -137,9 +138,94 @@ def test_json_lines_to_a_stream_leaves_it_open():
     assert json.loads(stream.getvalue())["source"] == "camera 0"
 
 
-def test_json_lines_into_a_missing_folder_fails_on_open(tmp_path):
-    with pytest.raises(FileNotFoundError):
-        sinks.JsonLinesSink(tmp_path / "missing" / "poses.jsonl", "x")
+def test_json_lines_makes_its_folder_as_out_does(tmp_path):
+    """--json a/b/poses.jsonl makes a/b, as --out does (it used to fail on a missing folder)."""
+    path = tmp_path / "a" / "b" / "poses.jsonl"
+    with sinks.JsonLinesSink(path, "x") as sink:
+        sink.write(frame(0), result(0), None)
+    assert len(path.read_text().splitlines()) == 1
+    (tmp_path / "file").write_text("")
+    with pytest.raises(InputError, match=r"could not write .*poses\.jsonl"):
+        sinks.JsonLinesSink(tmp_path / "file" / "poses.jsonl", "x")  # a file where a folder must go
+
+
+def test_json_lines_replace_an_earlier_file_only_when_the_run_ends_or_is_stopped(tmp_path):
+    """Written to a temporary file beside it, renamed on close: a run that fails leaves the
+    earlier file as it was (not 0 bytes); one stopped by Ctrl-C or a signal after some
+    frames leaves those frames, whole; nothing half-written is left behind."""
+    path = tmp_path / "poses.jsonl"
+    path.write_text('{"earlier": true}\n')
+    with pytest.raises(InputError):
+        with sinks.JsonLinesSink(path, "clip.avi") as sink:
+            sink.write(frame(0), result(0), None)
+            assert path.read_text() == '{"earlier": true}\n'  # not truncated while running
+            raise InputError("the video broke")
+    assert path.read_text() == '{"earlier": true}\n'
+    with pytest.raises(KeyboardInterrupt):
+        with sinks.JsonLinesSink(path, "clip.avi", mode="video") as sink:
+            for i in range(3):
+                sink.write(frame(i), result(i), None)
+            raise KeyboardInterrupt
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["frame"] for r in records] == [0, 1, 2] and records[0]["mode"] == "video"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["poses.jsonl"]
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_json_lines_on_a_full_disk_names_the_file(tmp_path):
+    """/dev/full fails every write with ENOSPC: the error names the file (a device is
+    written directly, never replaced)."""
+    import os
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    with pytest.raises(InputError, match="could not write /dev/full: No space left on device"):
+        with sinks.JsonLinesSink("/dev/full", "clip.avi") as sink:
+            sink.write(frame(0), result(0), None)
+    assert os.path.exists("/dev/full") and not os.path.isfile("/dev/full")
+
+
+def test_out_with_a_suffix_edgepose_does_not_write_is_refused(tmp_path):
+    """--out result.xyz or .webm used to write a folder of JPEGs: now an error, and
+    nothing is made; a name ending in a slash is a folder whatever its dots."""
+    for name in ("result.xyz", "result.webm"):
+        with pytest.raises(InputError, match=rf"{name}: edgepose writes no \.\w+ files"):
+            sinks.annotated_sink(tmp_path / name, FakeSource("video", 2))
+        assert not (tmp_path / name).exists()
+    folder = sinks.annotated_sink(f"{tmp_path}/frames.v2/", FakeSource("video", 2))
+    assert isinstance(folder, sinks.ImageSink) and (tmp_path / "frames.v2").is_dir()
+
+
+def test_video_sink_says_why_it_cannot_write(tmp_path, monkeypatch):
+    """The file system's reason before the run (not "try a .avi file"); a codec the
+    OpenCV build lacks is named, with .avi offered only for other suffixes."""
+    import os
+
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o500)
+    target = folder / "out.mp4"
+    if os.access(folder, os.W_OK):  # root writes anywhere: use sysfs, which nobody may write to
+        target = Path("/sys/edgepose-test.mp4")
+        try:
+            target.open("ab").close()
+            target.unlink()
+            pytest.skip("no folder here that this user cannot write")
+        except OSError:
+            pass
+    with pytest.raises(InputError, match=r"could not write video .*out\.mp4|edgepose-test\.mp4: Permission denied"):
+        sinks.VideoSink(target)
+    folder.chmod(0o700)
+
+    class Closed:
+        def __init__(self, *args): pass
+        def isOpened(self): return False
+
+    monkeypatch.setattr(cv2, "VideoWriter", Closed)
+    sink = sinks.VideoSink(tmp_path / "out.mkv")
+    assert not (tmp_path / "out.mkv").exists()  # the check leaves no empty file
+    with pytest.raises(InputError, match=r"no mp4v encoder for \.mkv files; a \.avi file"):
+        sink.write(frame(0), result(0), np.zeros((H, W, 3), np.uint8))
 
 
 # -- window -------------------------------------------------------------------------------

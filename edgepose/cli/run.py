@@ -7,7 +7,6 @@ import argparse
 import contextlib
 import sys
 import time
-from pathlib import Path
 
 from edgepose import __version__
 from edgepose.cli.options import HelpFormatter, add_option_flags, options_from_args
@@ -67,7 +66,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         with native_stderr_quiet(not args.verbose):
             pipe = Pipeline(opts)
         stack.callback(pipe.close)
-        sinks = [stack.enter_context(sink) for sink in open_sinks(args, out_path, source)]
+        mode = "image" if opts.static_image_mode else "video"
+        sinks = [stack.enter_context(sink) for sink in open_sinks(args, out_path, source, mode)]
+        stop_on_signals()
         report = sys.stderr if args.json == "-" else sys.stdout
         stats = Profiler()
         bar = stack.enter_context(tqdm(total=source.total, unit="frame", file=sys.stderr,
@@ -85,19 +86,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_ERROR if problems else 0
 
 
-def open_sinks(args: argparse.Namespace, out_path: str | None, source):
+def stop_on_signals() -> None:
+    """SIGTERM (systemd stop, kill) and SIGHUP end a run as Ctrl-C does: the frames done
+    are summarised, and a --json file holds them, complete."""
+    import signal
+    import threading
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        for name in ("SIGTERM", "SIGHUP"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), stop)
+
+
+def open_sinks(args: argparse.Namespace, out_path: str | None, source, mode: str | None = None):
     """The sinks the flags ask for, in order --out, --show, --json (a generator: each is
-    handed to the caller, who closes it, before the next is opened)."""
+    handed to the caller, who closes it, before the next is opened). ``mode``: "image" or
+    "video", written into each JSON record."""
     from edgepose import sinks
 
     if out_path:
-        yield sinks.annotated_sink(Path(out_path), source)
+        yield sinks.annotated_sink(out_path, source)  # a str: "frames/" names a folder
     if args.show:
         if not sinks.display_available():
             raise InputError("--show needs a display (DISPLAY is not set): use --out to save frames")
         yield sinks.WindowSink(f"edgepose: {source.name}")
     if args.json:
-        yield sinks.JsonLinesSink(sys.stdout if args.json == "-" else args.json, source.name)
+        yield sinks.JsonLinesSink(sys.stdout if args.json == "-" else args.json, source.name, mode)
 
 
 def run_frames(source, pipe, sinks, stats, *, layout: str = "blazepose", overlay: bool = False,

@@ -1,0 +1,123 @@
+"""The frictions a new user met in their first hour with the edgepose command (issue 14),
+each as the command they typed: outputs that silently did the wrong thing, messages that
+did not say what happened, noise, help texts that said the wrong default."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import IMAGES, ROOT, STREET, need
+
+
+def edgepose(*args, cwd=None, env=None, timeout=180):
+    proc = subprocess.run([sys.executable, "-m", "edgepose", *map(str, args)], cwd=cwd or ROOT,
+                          capture_output=True, text=True, timeout=timeout,
+                          env=None if env is None else {**os.environ, **env})
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def one_error_line(code: int, err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 1 and len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("edgepose: error: "), err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def image():
+    return next(need(IMAGES / "mpii").glob("*.jpg"))
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """The first 12 frames of the street video, as a small MJPG file."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(need(STREET)))
+    path = tmp_path_factory.mktemp("clip") / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 50.0, (1280, 720))
+    for _ in range(12):
+        writer.write(cap.read()[1])
+    writer.release()
+    cap.release()
+    return path
+
+
+# -- outputs ------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["result.xyz", "result.webm"])
+def test_out_with_a_suffix_it_does_not_write_is_an_error(image, tmp_path, name):
+    """It used to write a folder of JPEGs named result.xyz and exit 0."""
+    code, _, err = edgepose("run", image, "--out", tmp_path / name)
+    assert "edgepose writes no" in one_error_line(code, err)
+    assert not (tmp_path / name).exists()
+
+
+def test_a_failed_run_keeps_the_earlier_json(tmp_path):
+    """A video whose header opens but whose frames do not decode fails after --json was
+    opened: the earlier file stays as it was (it used to be left at 0 bytes)."""
+    header_only = tmp_path / "broken.avi"
+    header_only.write_bytes(need(STREET).read_bytes()[:6000])
+    earlier = tmp_path / "poses.jsonl"
+    earlier.write_text('{"earlier": true}\n')
+    code, _, err = edgepose("run", header_only, "--json", earlier)
+    assert "no frame could be read" in one_error_line(code, err)
+    assert earlier.read_text() == '{"earlier": true}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.avi", "poses.jsonl"]
+
+
+def test_json_makes_its_folders_as_out_does(image, tmp_path):
+    code, out, err = edgepose("run", image, "--json", tmp_path / "a" / "b" / "poses.jsonl",
+                              "--out", tmp_path / "c" / "annotated.jpg")
+    assert code == 0, err
+    assert json.loads((tmp_path / "a" / "b" / "poses.jsonl").read_text())["mode"] == "image"
+    assert (tmp_path / "c" / "annotated.jpg").is_file()
+
+
+def test_a_full_disk_names_the_file(image):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here to stand in for a full disk")
+    code, _, err = edgepose("run", image, "--json", "/dev/full")
+    assert "could not write /dev/full: No space left on device" in one_error_line(code, err)
+
+
+def test_an_unwritable_video_says_why(image, tmp_path):
+    """It used to say "try a .avi file" whatever the reason."""
+    folder = tmp_path / "locked"
+    folder.mkdir(mode=0o500)
+    target = folder / "out.mp4"
+    if os.access(folder, os.W_OK):  # root: sysfs refuses everyone
+        target = Path("/sys/edgepose-test.mp4")
+    code, _, err = edgepose("run", image, "--out", target)
+    line = one_error_line(code, err)
+    assert f"could not write video {target}: Permission denied" in line and ".avi" not in line
+    folder.chmod(0o700)
+
+
+def test_sigterm_ends_the_run_as_ctrl_c_does_with_complete_json(tmp_path):
+    """systemd stop (SIGTERM) mid-video: the frames done are summarised and --json holds
+    them, every line whole (a killed run used to leave a cut-off line and no summary)."""
+    out = tmp_path / "poses.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "edgepose", "run", str(need(STREET)), "--json",
+                             str(out), "--threads", "1"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        written = [p for p in tmp_path.iterdir() if p.stat().st_size > 0]
+        if written:
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert 0 < len(records) < 205, stderr
+    assert [r["frame"] for r in records] == list(range(len(records)))
+    assert "edgepose: interrupted" in stderr and "people:" in stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["poses.jsonl"]
