@@ -235,13 +235,20 @@ def read_frames(spec: str, limit: int | None = None) -> tuple[list[np.ndarray], 
     return _collect(source, limit), source
 
 
-def read_video(path: str | os.PathLike, limit: int | None = None) -> tuple[list[np.ndarray], float | None]:
-    """The BGR frames of a video file (at most ``limit``) and its frame rate.
-    InputError when the file cannot be opened or no frame decodes."""
+def open_video(path: str | os.PathLike) -> VideoSource:
+    """A video file as a source, named after the file as ``open_source`` names it
+    (whatever its name: a file called ``0`` is not a camera). InputError when it is
+    missing or cannot be opened."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path} does not exist")
-    source = _open_capture(os.fspath(path), "video", path.name)
+    return _open_capture(os.fspath(path), "video", path.name)
+
+
+def read_video(path: str | os.PathLike, limit: int | None = None) -> tuple[list[np.ndarray], float | None]:
+    """The BGR frames of a video file (at most ``limit``) and its frame rate.
+    InputError when the file cannot be opened or no frame decodes."""
+    source = open_video(path)
     return _collect(source, limit), source.fps
 
 

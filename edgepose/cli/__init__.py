@@ -1,5 +1,5 @@
 """The ``edgepose`` command: thin subcommands over the Python API, one module each (run,
-smooth, models, eval, bench, convert). No library module imports this package.
+batch, smooth, models, eval, bench, convert). No library module imports this package.
 
 Every failure the user can fix ends in one line on stderr and a non-zero exit.
 """
@@ -25,7 +25,7 @@ EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from edgepose.cli import bench, convert, eval as eval_command, models, run, smooth
+    from edgepose.cli import batch, bench, convert, eval as eval_command, models, run, smooth
     from edgepose.cli.options import HelpFormatter
 
     parser = argparse.ArgumentParser(prog="edgepose", formatter_class=HelpFormatter,
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"edgepose {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     sub = parser.add_subparsers(dest="command", required=True)
-    for command in (run, smooth, models, eval_command, bench, convert):
+    for command in (run, batch, smooth, models, eval_command, bench, convert):
         command.add_parser(sub)
     return parser
 

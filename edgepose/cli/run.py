@@ -6,11 +6,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-import time
 
 from edgepose import __version__
 from edgepose.cli.options import HelpFormatter, add_option_flags, options_from_args
 from edgepose.errors import InputError
+from edgepose.frameloop import run_frames
 
 DEMO_OUT = "edgepose_demo.jpg"
 CLI_STAGES = ("decode", "render")  # stages of this loop, not of the pipeline
@@ -115,43 +115,6 @@ def open_sinks(args: argparse.Namespace, out_path: str | None, source, mode: str
         yield sinks.WindowSink(f"edgepose: {source.name}")
     if args.json:
         yield sinks.JsonLinesSink(sys.stdout if args.json == "-" else args.json, source.name, mode)
-
-
-def run_frames(source, pipe, sinks, stats, *, layout: str = "blazepose", overlay: bool = False,
-               verbose: bool = False, progress=None) -> None:
-    """The frame loop: read a frame, find poses, draw them once if a sink shows images,
-    hand frame, result and drawing to every sink, time it all into ``stats`` (a Profiler).
-    Ends with the source, or when a sink was stopped (q or Esc in a window)."""
-    from edgepose.draw import draw_overlay, draw_poses
-    from edgepose.quiet import native_stderr_quiet
-
-    render = any(sink.wants_canvas for sink in sinks)
-    frames = iter(source)
-    while True:
-        t0 = time.perf_counter_ns()
-        frame = next(frames, None)
-        if frame is None:
-            return
-        decode_ms = (time.perf_counter_ns() - t0) / 1e6
-        # MediaPipe starts its graph (and prints) on the first frame
-        with native_stderr_quiet(stats.frames == 0 and not verbose):
-            result = pipe.process(frame.image, frame.timestamp_ms)
-        stages = {"decode": decode_ms, **result.stages_ms}
-        canvas = None
-        if render:
-            t1 = time.perf_counter_ns()
-            canvas = draw_poses(frame.image, result.poses, layout=layout)
-            if overlay:
-                draw_overlay(canvas, stats.rolling_fps, stages, len(result.poses))
-            stages["render"] = (time.perf_counter_ns() - t1) / 1e6
-        for sink in sinks:
-            sink.write(frame, result, canvas)
-        stats.add(stages, len(result.poses), result.detector_ran,
-                  tuple(p.track_id for p in result.poses))
-        if progress is not None:
-            progress.update(1)
-        if any(sink.stopped for sink in sinks):
-            return
 
 
 def print_summary(stream, source, pipe, stats, sinks) -> None:

@@ -1,0 +1,302 @@
+"""``edgepose batch`` as a user meets it: a folder of short clips cut from the shared videos
+plus one corrupt file. Every good video's JSON Lines equal `edgepose run --json`'s frame for
+frame; the corrupt one is failed in the manifest and the exit code says so; a run stopped
+with SIGTERM leaves no partial file and a re-run does only the rest; Ray (a head and a
+worker node started here, on 127.0.0.1) writes what the local engine writes."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+
+from conftest import ROOT, STREET, need
+
+VIDEOS = STREET.parent
+# the same options for run and batch; 320x180 keeps it fast, 3 people makes ids matter
+OPTIONS = ["--max-people", "3", "--threads", "1"]
+GOOD = ["street_a.avi", "sub/street_b.avi", "sub/deeper/pedestrians.avi", "posetrack.avi"]
+
+
+def edgepose(*args, timeout=240):
+    proc = subprocess.run([sys.executable, "-m", "edgepose", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def cut(source: Path, target: Path, frames: int, start: int = 0, size=(320, 180)) -> Path:
+    cap = cv2.VideoCapture(str(need(source)))
+    if start:
+        cap.set(cv2.CAP_PROP_POS_FRAMES, start)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"MJPG"), cap.get(cv2.CAP_PROP_FPS), size)
+    written = 0
+    while written < frames:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        writer.write(cv2.resize(frame, size))
+        written += 1
+    writer.release()
+    cap.release()
+    assert written > 0, f"nothing read from {source}"
+    return target
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("clips")
+    cut(STREET, folder / "street_a.avi", 25)
+    cut(STREET, folder / "sub" / "street_b.avi", 25, start=100)
+    cut(VIDEOS / "pedestrians_960x540_5fps.mp4", folder / "sub" / "deeper" / "pedestrians.avi", 20)
+    cut(VIDEOS / "posetrack_000001" / "000001_mpiinew_test.mp4", folder / "posetrack.avi", 5)
+    (folder / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video" * 40)
+    (folder / "notes.txt").write_text("not a video, and not in a folder's list")
+    return folder
+
+
+def frames_of(path: Path) -> list[dict]:
+    """JSON Lines records without their timings (stages_ms), which differ run to run."""
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    for record in records:
+        record.pop("stages_ms")
+    return records
+
+
+@pytest.fixture(scope="module")
+def reference(clips, tmp_path_factory) -> dict[str, list[dict]]:
+    """`edgepose run VIDEO --json` on every good clip."""
+    out = tmp_path_factory.mktemp("run")
+    found = {}
+    for name in GOOD:
+        target = out / (name.replace("/", "_") + ".jsonl")
+        code, _, err = edgepose("run", clips / name, "--json", target, *OPTIONS)
+        assert code == 0, err
+        found[name] = frames_of(target)
+    assert sum(len(r["poses"]) for r in found["street_a.avi"]) > 25  # several people, ids matter
+    return found
+
+
+def manifest(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def local_run(clips, tmp_path_factory):
+    """One local batch over the folder: one worker, so that one pipeline runs every video
+    (the strictest check that a video starts as on a new pipeline)."""
+    out = tmp_path_factory.mktemp("local") / "poses"
+    code, stdout, stderr = edgepose("batch", clips, "--out", out, "--workers", 1, *OPTIONS)
+    return out, code, stdout, stderr
+
+
+def test_every_video_equals_edgepose_run_and_the_corrupt_one_is_failed(clips, reference, local_run):
+    out, code, stdout, stderr = local_run
+    assert code == 1, stderr
+    assert "edgepose: error: 1 of 5 video(s) failed" in stderr
+    assert "this run: 4 done, 1 failed" in stdout
+    for name in GOOD:
+        assert frames_of(out / f"{name}.jsonl") == reference[name], name
+    records = {Path(r["path"]).relative_to(clips).as_posix(): r for r in manifest(out)}
+    assert set(records) == {*GOOD, "broken.mp4"}
+    broken = records["broken.mp4"]
+    assert broken["status"] == "failed" and "\n" not in broken["error"]
+    assert "broken.mp4 could not be opened as a video" in broken["error"]
+    assert f"failed: {clips / 'broken.mp4'}: broken.mp4 could not be opened" in stdout
+    assert not (out / "broken.mp4.jsonl").exists()
+    for name in GOOD:
+        r = records[name]
+        data = (clips / name).read_bytes()
+        assert r["status"] == "done" and r["error"] is None
+        assert r["size"] == len(data) and r["digest"] == "sha256:" + hashlib.sha256(data).hexdigest()
+        assert r["frames"] == len(reference[name]) and r["output"] == str(out / f"{name}.jsonl")
+        assert r["poses"] == sum(len(f["poses"]) for f in reference[name])
+        assert r["options"] == {"max_people": 3} and r["format"] == "jsonl"
+    assert not list(out.rglob("*.part"))
+
+
+def test_a_rerun_skips_what_is_done_and_tries_the_failed_again(clips, local_run):
+    out = local_run[0]
+    before = manifest(out)
+    code, stdout, stderr = edgepose("batch", clips, "--out", out, *OPTIONS)
+    assert code == 1, stderr
+    assert "5 video(s), 4 done before (skipped); this run: 0 done, 1 failed" in stdout
+    added = manifest(out)[len(before):]
+    assert [Path(r["path"]).name for r in added] == ["broken.mp4"]
+    # other options into the same folder would mix results: refused in one line
+    code, _, stderr = edgepose("batch", clips, "--out", out, "--max-people", "2")
+    assert code == 1 and stderr.strip().splitlines()[-1].startswith("edgepose: error:")
+    assert "holds results made with other settings" in stderr
+
+
+def test_parquet_has_one_row_per_pose_with_the_json_values(clips, reference, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet", reason="Parquet needs pyarrow (the parquet extra)")
+    code, _, stderr = edgepose("batch", clips / "street_a.avi", "--out", tmp_path, "--format", "parquet", *OPTIONS)
+    assert code == 0, stderr
+    rows = pq.read_table(tmp_path / "street_a.avi.parquet").to_pylist()
+    expected = [{"source": f["source"], "frame": f["frame"], "image": f["image"], "mode": f.get("mode"),
+                 "timestamp_ms": f["timestamp_ms"], "image_width": f["image_size"][0],
+                 "image_height": f["image_size"][1], **{k: p.get(k) for k in ("id", "score", "bbox", "keypoints", "world")}}
+                for f in reference["street_a.avi"] for p in f["poses"]]
+    assert rows == expected
+
+
+def test_bad_invocations_are_one_line(clips, tmp_path):
+    for args, message in [((tmp_path / "nope",), "does not exist"),
+                          ((tmp_path,), "no video found"),
+                          ((clips, "--address", "127.0.0.1:6379"), "add --engine ray"),
+                          ((clips, "--workers", "0"), "workers must be a whole number >= 1")]:
+        code, _, stderr = edgepose("batch", *args, "--out", tmp_path / "out")
+        assert code == 1 and stderr.strip().splitlines() == [stderr.strip().splitlines()[-1]], stderr
+        assert message in stderr
+
+
+def test_a_list_file_names_videos_and_two_of_one_name_get_distinct_outputs(clips, tmp_path):
+    from edgepose.batch.inputs import find_videos
+
+    (tmp_path / "other").mkdir()
+    twin = tmp_path / "other" / "street_a.avi"
+    twin.write_bytes((clips / "street_a.avi").read_bytes())
+    listing = tmp_path / "videos.txt"
+    listing.write_text(f"# archive\n{clips / 'street_a.avi'}\nother/street_a.avi\n\n{clips / 'sub'}\n")
+    keys = sorted(v.key for v in find_videos([str(listing)]))
+    assert len(keys) == 4 and len(set(keys)) == 4
+    assert [k for k in keys if not k.startswith("street_a.avi-")] == ["deeper/pedestrians.avi", "street_b.avi"]
+
+
+def test_sigterm_leaves_no_partial_file_and_a_rerun_does_only_the_rest(clips, reference, tmp_path):
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    for i in range(8):
+        (archive / f"copy{i}.avi").write_bytes((clips / "street_a.avi").read_bytes())
+    out = tmp_path / "poses"
+    cmd = [sys.executable, "-m", "edgepose", "batch", str(archive), "--out", str(out), "--workers", "2", *OPTIONS]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not ((out / "manifest.jsonl").is_file() and (out / "manifest.jsonl").read_text()):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert "stopped; every video finished is in" in stderr
+    assert not list(out.rglob("*.part"))
+    first = manifest(out)
+    done = {r["path"] for r in first if r["status"] == "done"}
+    assert 1 <= len(done) < 8
+    expected = reference["street_a.avi"]
+    for path in out.glob("copy*.jsonl"):  # every output there is whole
+        assert frames_of(path) == [{**r, "source": path.stem, "image": path.stem} for r in expected]
+    assert all(Path(r["output"]).is_file() for r in first)
+    code, stdout, stderr = edgepose("batch", archive, "--out", out, *OPTIONS)
+    assert code == 0, stderr
+    assert f"8 video(s), {len(done)} done before (skipped); this run: {8 - len(done)} done, 0 failed" in stdout
+    again = manifest(out)[len(first):]
+    assert {r["path"] for r in again}.isdisjoint(done) and len(again) == 8 - len(done)
+    for i in range(8):
+        assert frames_of(out / f"copy{i}.avi.jsonl") == [
+            {**r, "source": f"copy{i}.avi", "image": f"copy{i}.avi"} for r in expected]
+
+
+def test_reset_with_restart_ids_starts_ids_again_as_a_new_tracker():
+    from edgepose.tracking import Tracker
+
+    tracker = Tracker(min_iou=0.5)
+    assert tracker.assign([(0, 0, 10, 10), (50, 50, 60, 60)]) == [0, 1]
+    tracker.reset()
+    assert tracker.assign([(0, 0, 10, 10)]) == [2]  # a live stream: ids never reused
+    tracker.reset(restart_ids=True)
+    assert tracker.assign([(0, 0, 10, 10), (50, 50, 60, 60)]) == [0, 1]
+
+
+# -- Ray ----------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ray_nodes(ray: str, address: str, env: dict) -> int:
+    proc = subprocess.run([ray, "status", "--address", address], capture_output=True, text=True,
+                          env=env, timeout=60)
+    return proc.stdout.count(" node_") if proc.returncode == 0 else 0
+
+
+@pytest.fixture
+def ray_cluster():
+    """A Ray head and one worker node on 127.0.0.1, one CPU each, token authentication
+    with a token made here (nothing written to ~/.ray); stopped, by process group, at the end."""
+    pytest.importorskip("ray.data", reason="--engine ray needs the ray extra (pip install -e '.[ray]')")
+    ray = str(Path(sys.executable).with_name("ray"))
+    if not os.path.exists(ray):
+        pytest.skip(f"the ray command is not next to {sys.executable}")
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+           "RAY_USAGE_STATS_ENABLED": "0"}
+    address = f"127.0.0.1:{free_port()}"
+    node = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--object-store-memory",
+            str(100 * 1024 * 1024), "--disable-usage-stats", "--block"]
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay short
+    started = []
+    try:
+        for extra, nodes in ((["--head", "--port", address.split(":")[1], "--include-dashboard",
+                               "false", "--temp-dir", temp], 1), (["--address", address], 2)):
+            started.append(subprocess.Popen([ray, "start", *extra, *node], env=env, start_new_session=True,
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            deadline = time.monotonic() + 90
+            while ray_nodes(ray, address, env) < nodes:
+                assert started[-1].poll() is None, f"ray start {' '.join(extra)} ended"
+                assert time.monotonic() < deadline, f"the Ray cluster at {address} did not come up"
+                time.sleep(0.5)
+        yield address, env
+    finally:
+        for proc in reversed(started):
+            proc.terminate()
+        for proc in reversed(started):
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+            with contextlib.suppress(ProcessLookupError):  # what `ray start` left in its group
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_ray_engine_on_a_two_node_cluster_writes_what_local_writes(clips, local_run, ray_cluster, tmp_path):
+    address, env = ray_cluster
+    out = tmp_path / "poses"
+    proc = subprocess.run([sys.executable, "-m", "edgepose", "batch", str(clips), "--out", str(out),
+                           "--engine", "ray", "--address", address, *OPTIONS],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert "on 2 Ray actor(s) x 1 thread(s)" in proc.stderr
+    assert "this run: 4 done, 1 failed" in proc.stdout
+    for name in GOOD:
+        assert frames_of(out / f"{name}.jsonl") == frames_of(local_run[0] / f"{name}.jsonl"), name
+    records = {Path(r["path"]).name: r for r in manifest(out)}
+    assert records["broken.mp4"]["status"] == "failed"
+    assert len({r["worker"] for r in records.values()}) == 2  # both nodes' actors worked
+
+
+def test_ray_engine_without_ray_is_one_line(clips, tmp_path):
+    code = ("import sys; sys.modules['ray'] = None; from edgepose.cli import main; "
+            f"sys.exit(main(['batch', {str(clips)!r}, '--out', {str(tmp_path)!r}, '--engine', 'ray']))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == ("edgepose: error: --engine ray needs Ray with Ray Data: "
+                                   "pip install 'edgepose[ray]'")
