@@ -16,6 +16,7 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from edgepose.errors import EdgeposeError, InputError
@@ -23,6 +24,9 @@ from edgepose.errors import EdgeposeError, InputError
 log = logging.getLogger(__name__)
 
 EXIT_FAILED_GATE = 2
+# Python loggers of the tools, quiet (errors only) unless --verbose.
+NOISY_LOGGERS = ("tensorflow", "absl", "tf2onnx", "onnx2tf", "h5py", "ai_edge_quantizer", "jax")
+VERBOSE_HELP = "log what happens, and let the tools (TensorFlow, onnx2tf...) print"
 
 
 def converted_dir() -> Path:
@@ -131,6 +135,10 @@ def add_steps(parser: argparse.ArgumentParser) -> None:
                    help="landmark model: lite, full, heavy or a .tflite path (default: full)")
     b.add_argument("--out", required=True, type=Path, help="the .task file to write")
     b.set_defaults(step=cmd_task_bundle, needs=[])
+
+    for step in steps.choices.values():  # `edgepose convert tfjs all -v`
+        step.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                          help=VERBOSE_HELP)
 
 
 def _verify_flags(p: argparse.ArgumentParser, verify) -> None:
@@ -347,10 +355,18 @@ def dispatch(args: argparse.Namespace, argv: list[str] | None) -> int:
     if env_paths:
         os.environ["EDGEPOSE_MODEL_PATH"] = os.pathsep.join(
             filter(None, [os.environ.get("EDGEPOSE_MODEL_PATH"), *env_paths]))
+    verbose = getattr(args, "verbose", False)
+    if not verbose:  # set before a tool is imported, here or in its environment
+        os.environ.setdefault("TQDM_DISABLE", "1")  # ai-edge-quantizer's progress bars
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.ERROR)
+    if not verbose:  # the tools' deprecation notices; edgepose's own warnings still show
+        warnings.filterwarnings("ignore")
+        warnings.filterwarnings("default", module=r"(edgepose|converters)(\.|$)")
     code = tools.run_in_tool_env(needs, argv)
     if code is not None:
         return code
-    os.environ.setdefault("TQDM_DISABLE", "1")  # the tools' progress bars flood a terminal
     return args.step(args)
 
 
@@ -370,13 +386,16 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m converters.cli STEP ...``: the steps of ``edgepose convert``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="edgepose convert", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     add_steps(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="edgepose: %(levelname)s: %(message)s")
+    from edgepose.quiet import configure_logging, native_stderr_quiet
+
+    configure_logging(args.verbose)
     try:
-        return dispatch(args, argv)
+        # TensorFlow's CUDA probing and the tools' C++ logs are noise unless --verbose
+        with native_stderr_quiet(not args.verbose):
+            return dispatch(args, argv)
     except EdgeposeError as exc:
         print(f"edgepose: error: {exc}", file=sys.stderr)
         return 1

@@ -20,6 +20,7 @@ Each of these was an error seen when converting BlazePose by hand:
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import sys
@@ -60,11 +61,14 @@ def onnx_to_tflite(source: str | os.PathLike, out: str | os.PathLike, float16: b
         write_sample_data(Path(tmp))
         sanitized = Path(tmp) / "model.onnx"
         onnx.save(model, str(sanitized))
+        verbose = log.isEnabledFor(logging.INFO)
         try:
-            onnx2tf.convert(input_onnx_file_path=str(sanitized), output_folder_path=str(Path(tmp) / "out"),
-                            keep_shape_absolutely_input_names=keep or None,
-                            copy_onnx_input_output_names_to_tflite=True,
-                            output_signaturedefs=True, non_verbose=True)
+            # Its SavedModel export prints every TensorSpec (~200 lines) on stdout.
+            with contextlib.redirect_stdout(sys.stdout if verbose else io.StringIO()):
+                onnx2tf.convert(input_onnx_file_path=str(sanitized), output_folder_path=str(Path(tmp) / "out"),
+                                keep_shape_absolutely_input_names=keep or None,
+                                copy_onnx_input_output_names_to_tflite=True,
+                                output_signaturedefs=True, non_verbose=not verbose)
         except SystemExit as exc:  # onnx2tf calls sys.exit on unsupported graphs
             raise BackendError(f"onnx2tf could not convert {source} (exit {exc.code}); "
                                "run with -v for its log") from None

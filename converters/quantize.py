@@ -22,10 +22,13 @@ int8-static   int8 weights and activations                          yes
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import logging
 import os
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -192,7 +195,12 @@ def quantize_bytes(source: bytes, variant: str, calibration: np.ndarray | None =
                                           num_threads=min(4, os.cpu_count() or 1))
         facts["calibration_samples"] = len(samples)
     try:
-        result = qt.quantize(calibration_result, enable_progress_report=False)
+        # Its progress bars ignore TQDM_DISABLE and, on one step, enable_progress_bar:
+        # they go to stderr only with --verbose.
+        verbose = log.isEnabledFor(logging.INFO)
+        with contextlib.redirect_stderr(sys.stderr if verbose else io.StringIO()):
+            result = qt.quantize(calibration_result, enable_progress_report=False,
+                                 enable_progress_bar=verbose)
     except (ValueError, RuntimeError, KeyError, NotImplementedError) as exc:
         raise BackendError(f"ai-edge-quantizer failed on {variant}: {type(exc).__name__}: {exc}") from None
     if variant in ("int8-mixed", "int8-weight"):

@@ -38,6 +38,7 @@ import sys
 from pathlib import Path
 
 from edgepose.errors import BackendError
+from edgepose.quiet import real_stderr
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,10 @@ def run_in_tool_env(needs: list[str], argv: list[str] | None) -> int | None:
     # Tools that shell out (onnx2tf runs `onnxsim`) find the environment's scripts.
     env["PATH"] = os.pathsep.join([str(python.parent), env.get("PATH", "")])
     log.info("running in the %s environment: %s", extra, python)
-    return subprocess.call([str(python), "-m", "converters.cli", *argv], env=env)
+    # The real stderr, where this process points its own at /dev/null (quiet.py).
+    real = real_stderr()
+    redirect = {} if real is None else {"stderr": real}
+    return subprocess.call([str(python), "-m", "converters.cli", *argv], env=env, **redirect)
 
 
 def tool_version(name: str) -> str | None:

@@ -121,3 +121,17 @@ def test_sigterm_ends_the_run_as_ctrl_c_does_with_complete_json(tmp_path):
     assert [r["frame"] for r in records] == list(range(len(records)))
     assert "edgepose: interrupted" in stderr and "people:" in stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["poses.jsonl"]
+
+
+# -- noise ----------------------------------------------------------------------------------
+def test_mediapipe_prints_nothing_unless_verbose(clip):
+    """MediaPipe's graph threads printed "INFO: Created TensorFlow Lite XNNPACK delegate"
+    and absl lines after the first frame, outside what was silenced."""
+    mp = pytest.importorskip("mediapipe", reason="needs the mediapipe extra")
+    backend = "mediapipe" if hasattr(mp, "solutions") else "mediapipe-tasks"
+    code, out, err = edgepose("run", clip, "--backend", backend)
+    assert code == 0, err
+    assert err.strip() == "", err
+    code, out, err = edgepose("run", clip, "--backend", backend, "--verbose")  # after the command too
+    assert code == 0, err
+    assert "people:" in out

@@ -14,7 +14,6 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 import argparse  # noqa: E402
-import logging  # noqa: E402
 import sys  # noqa: E402
 
 from edgepose import __version__  # noqa: E402
@@ -22,6 +21,7 @@ from edgepose.errors import EdgeposeError  # noqa: E402
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
+VERBOSE_HELP = "log what happens, and let native libraries (MediaPipe, TensorFlow) print"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,19 +32,26 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Pose estimation for edge devices. "
                                                  "'edgepose COMMAND --help' lists a command's flags.")
     parser.add_argument("--version", action="version", version=f"edgepose {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     for command in (run, batch, smooth, models, eval_command, bench, convert):
         command.add_parser(sub)
+    for command_parser in sub.choices.values():  # also after the command: edgepose run -v
+        command_parser.add_argument("-v", "--verbose", action="store_true",
+                                    default=argparse.SUPPRESS, help=VERBOSE_HELP)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from edgepose.quiet import configure_logging, native_stderr_quiet
+
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="edgepose: %(levelname)s: %(message)s")
+    configure_logging(args.verbose)
     try:
-        return args.func(args)
+        # What native libraries print (MediaPipe, LiteRT, TensorFlow) is noise unless
+        # --verbose; edgepose's own lines still reach stderr.
+        with native_stderr_quiet(not args.verbose):
+            return args.func(args)
     except EdgeposeError as exc:
         print(f"edgepose: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
