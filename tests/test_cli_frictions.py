@@ -123,6 +123,68 @@ def test_sigterm_ends_the_run_as_ctrl_c_does_with_complete_json(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["poses.jsonl"]
 
 
+# -- inputs and models --------------------------------------------------------------------
+def _strange_paths(tmp: Path) -> dict[str, Path]:
+    (tmp / "folder").mkdir()
+    os.symlink(tmp / "loop_b", tmp / "loop_a")
+    os.symlink(tmp / "loop_a", tmp / "loop_b")
+    os.symlink(tmp / "nowhere", tmp / "broken")
+    return {"folder": tmp / "folder", "loop": tmp / "loop_a", "broken": tmp / "broken"}
+
+
+EXPECTED = {"folder": "is a folder, not a file", "loop": "is a symbolic link loop",
+            "broken": "is a broken symbolic link"}
+
+
+@pytest.mark.parametrize("flag", ["--model", "--detector"])
+@pytest.mark.parametrize("kind", ["folder", "loop", "broken"])
+def test_a_folder_or_a_symlink_loop_as_model_says_what_it_is(image, tmp_path, flag, kind):
+    """They used to "not exist" (or be an "unknown person detector")."""
+    path = _strange_paths(tmp_path)[kind]
+    code, _, err = edgepose("run", image, flag, path)
+    assert f"{path} {EXPECTED[kind]}" in one_error_line(code, err)
+
+
+@pytest.mark.parametrize("kind", ["loop", "broken"])
+def test_a_symlink_loop_as_source_says_what_it_is(tmp_path, kind):
+    path = _strange_paths(tmp_path)[kind]
+    code, _, err = edgepose("run", path)
+    assert f"{path} {EXPECTED[kind]}" in one_error_line(code, err)
+
+
+def test_a_gif_in_a_folder_is_named_not_skipped_silently(tmp_path, image):
+    """Alone, a GIF runs as a video; in a folder of photos it is skipped, and now says so."""
+    (tmp_path / "photo.jpg").write_bytes(image.read_bytes())
+    (tmp_path / "wave.gif").write_bytes(b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff"
+                                        b"!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01"
+                                        b"\x00\x00\x02\x02D\x01\x00;")
+    code, out, err = edgepose("run", tmp_path, "--json", "-")
+    assert code == 0, err
+    assert len(out.splitlines()) == 1
+    [line] = [line for line in err.splitlines() if "wave.gif" in line]
+    assert line.startswith("edgepose: warning:") and "read as a video" in line
+
+
+@pytest.mark.parametrize("path_set", [False, True])
+def test_a_model_not_found_names_edgepose_model_path_and_where_it_looked(image, tmp_path, path_set):
+    """The same command fails for a user and passes in the tests, which set
+    EDGEPOSE_MODEL_PATH themselves: the message says where it looked."""
+    cache, folder = tmp_path / "cache", tmp_path / "models"
+    folder.mkdir()
+    env = {"EDGEPOSE_CACHE": str(cache), "EDGEPOSE_OFFLINE": "1",
+           "EDGEPOSE_MODEL_PATH": str(folder) if path_set else ""}
+    where = str(folder) if path_set else "not set"
+    code, _, err = edgepose("run", image, "--model", "heavy", env=env)
+    line = one_error_line(code, err)
+    assert f"EDGEPOSE_MODEL_PATH ({where})" in line and f"the cache ({cache})" in line
+    code, _, err = edgepose("run", image, "--model", "movenet-thunder", env=env)
+    line = one_error_line(code, err)
+    assert f"EDGEPOSE_MODEL_PATH ({where})" in line and str(cache / "converted") in line
+    code, _, err = edgepose("run", image, "--model", "pose_landmark_heavy.tflite", cwd=tmp_path, env=env)
+    line = one_error_line(code, err)
+    assert f"EDGEPOSE_MODEL_PATH ({where})" in line and str(tmp_path) in line and "'heavy'" in line
+
+
 # -- noise ----------------------------------------------------------------------------------
 def test_mediapipe_prints_nothing_unless_verbose(clip):
     """MediaPipe's graph threads printed "INFO: Created TensorFlow Lite XNNPACK delegate"

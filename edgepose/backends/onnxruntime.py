@@ -16,6 +16,7 @@ import numpy as np
 
 from edgepose.backends import Model, TensorSpec, metadata_of
 from edgepose.errors import BackendError, ModelError
+from edgepose.fileio import not_a_file
 from edgepose.model_metadata import METADATA_KEY
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def check_onnx_file(path: str) -> None:
     ONNX files are bare protobuf with no magic number, so a truncated or corrupt file is
     only caught when ORT parses it (see :class:`OnnxModel`)."""
     if not os.path.isfile(path):
-        raise ModelError(f"model file {path} does not exist")
+        raise ModelError(f"model file {path} {not_a_file(path)}")
     with open(path, "rb") as f:
         head = f.read(8)
     if len(head) < 8:

@@ -15,6 +15,7 @@ import numpy as np
 
 from edgepose.backends import Model, TensorSpec
 from edgepose.errors import BackendError, ModelError
+from edgepose.fileio import not_a_file
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ def _mapped(path: str) -> Iterator[tuple[mmap.mmap, os.stat_result]]:
     """The file mapped read-only (only the pages read are loaded) and its stat; a
     ModelError when it is missing, unreadable or has no TFL3 identifier."""
     if not os.path.isfile(path):
-        raise ModelError(f"model file {path} does not exist")
+        raise ModelError(f"model file {path} {not_a_file(path)}")
     try:
         f = open(path, "rb")
     except OSError as exc:
