@@ -165,6 +165,17 @@ def test_a_gif_in_a_folder_is_named_not_skipped_silently(tmp_path, image):
     assert line.startswith("edgepose: warning:") and "read as a video" in line
 
 
+def test_smooth_refuses_an_image_mode_file(tmp_path):
+    """Image mode never smooths: `edgepose smooth` on photos used to move keypoints by
+    up to 54 px, following ids that are only indices within each photo."""
+    raw = tmp_path / "photos.jsonl"
+    code, _, err = edgepose("run", need(IMAGES / "mhp"), "--json", raw, "--max-people", 3)
+    assert code == 0, err
+    code, _, err = edgepose("smooth", raw, "--out", tmp_path / "smooth.jsonl")
+    assert "written in image mode" in one_error_line(code, err)
+    assert not (tmp_path / "smooth.jsonl").exists()
+
+
 @pytest.mark.parametrize("path_set", [False, True])
 def test_a_model_not_found_names_edgepose_model_path_and_where_it_looked(image, tmp_path, path_set):
     """The same command fails for a user and passes in the tests, which set

@@ -62,6 +62,11 @@ def cmd_smooth(args: argparse.Namespace) -> int:
     if config is None:
         raise InputError("--preset none would change nothing: choose light, default or strong")
     records = read_records(Path(args.input))
+    photos = [r for r in records if r.get("mode") == "image"]
+    if photos:
+        raise InputError(f"{args.input} was written in image mode (unrelated photos, such as "
+                         f"{photos[0]['image']}), and image mode never smooths: for the frames "
+                         "of one sequence, run edgepose run with --no-static-image-mode")
     smoothed = smooth_records(records, config, zero_lag=args.zero_lag, fps=args.fps)
     with open(args.out, "w", encoding="utf-8") as f:
         for record in smoothed:
