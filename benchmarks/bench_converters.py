@@ -39,7 +39,7 @@ VARIANTS = ("float32", "float16", "int8-weight", "int8-dynamic", "int8-mixed", "
 
 def run(args) -> dict:
     from converters import calibration, quantize, tools, verify
-    from converters.cli import converted_dir
+    from converters.tools import converted_dir
     from edgepose.profiler import device_facts
 
     out_dir = converted_dir() / "bench"

@@ -19,21 +19,15 @@ import sys
 import warnings
 from pathlib import Path
 
+from converters.outcome import EXIT_FAILED_GATE, failure as _failure, summary as _summary
+from converters.tools import converted_dir
 from edgepose.errors import EdgeposeError, InputError
 
 log = logging.getLogger(__name__)
 
-EXIT_FAILED_GATE = 2
 # Python loggers of the tools, quiet (errors only) unless --verbose.
 NOISY_LOGGERS = ("tensorflow", "absl", "tf2onnx", "onnx2tf", "h5py", "ai_edge_quantizer", "jax")
 VERBOSE_HELP = "log what happens, and let the tools (TensorFlow, onnx2tf...) print"
-
-
-def converted_dir() -> Path:
-    """Default output folder: ``$EDGEPOSE_CACHE/converted`` (``~/.cache/edgepose/converted``)."""
-    from edgepose.models import cache_dir
-
-    return cache_dir() / "converted"
 
 
 def add_convert_parser(subparsers) -> argparse.ArgumentParser:
@@ -48,7 +42,7 @@ def add_convert_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def add_steps(parser: argparse.ArgumentParser) -> None:
-    from converters import quantize, verify
+    from converters import quantize, tfjs_command, verify
 
     steps = parser.add_subparsers(dest="converter", required=True, metavar="STEP")
 
@@ -112,18 +106,24 @@ def add_steps(parser: argparse.ArgumentParser) -> None:
         "tfjs", help="TF.js graph model -> SavedModel, TFLite float32 / float16 and ONNX (convert-tf extra)",
         description="Convert a TF.js graph model (model.json + weight shards) to a SavedModel, "
                     "TFLite float32 / float16 and ONNX, each verified against TensorFlow on real "
-                    "photos. Known names (movenet-lightning, movenet-thunder, movenet-multipose, "
-                    "nanodet, centernet) are found in EDGEPOSE_MODEL_PATH (or its tfjs/ folder) "
-                    "or downloaded sha256-checked, and written where the runtime looks for them.")
+                    "photos, and end with a table of every file. Known names (movenet-lightning, "
+                    "movenet-thunder, movenet-multipose, nanodet, centernet) are found in "
+                    "EDGEPOSE_MODEL_PATH (or its tfjs/ folder) or downloaded sha256-checked, and "
+                    "written where the runtime looks for them; a model.json path of one of them "
+                    "(same sha256) is converted as that model. Exit code 0 when each model's "
+                    "float32 .tflite (what --model/--detector NAME runs) and every --variant asked "
+                    "for passed; 2 when one of those failed (a failed float16 or ONNX file made "
+                    "by default is reported, not fatal); 1 on an error.")
     t.add_argument("model", nargs="+", help="known name(s), 'all', or a model.json path")
     t.add_argument("--variant", action="append", choices=["float32", "float16", "onnx"],
                    help="what to write (repeat; default: all three)")
     t.add_argument("--out", type=Path, metavar="DIR", help=f"output folder (default: {converted_dir()})")
     t.add_argument("--input-shape", metavar="N,H,W,C",
                    help="fix a dynamic input shape (MultiPose: 1,256,256,3, the default for it)")
-    t.add_argument("--images", type=Path, metavar="DIR",
-                   help="photos to verify each file on (default: the shipped demo photo)")
-    t.set_defaults(step=cmd_tfjs, needs=["tensorflow"])
+    t.add_argument("--images", type=Path, metavar="DIR|FILE",
+                   help="photos to verify each file on: a folder or one photo (default: the "
+                        "demo photo)")
+    t.set_defaults(step=tfjs_command.cmd_tfjs, needs=["tensorflow"])
 
     b = steps.add_parser(
         "task-bundle", help="build a MediaPipe PoseLandmarker .task bundle from local models",
@@ -258,46 +258,6 @@ def cmd_from_onnx(args) -> int:
     return 0
 
 
-def cmd_tfjs(args) -> int:
-    from converters import calibration, tfjs_export, tools
-    from edgepose import models
-    from edgepose.sources import demo_image
-
-    names = list(models.CONVERTIBLE_MODELS) if args.model == ["all"] else args.model
-    shape = _parse_shape(args.input_shape) if args.input_shape else None
-    images = calibration.image_files(args.images) if args.images else [p for p in [demo_image()] if p]
-    if not images:
-        raise InputError("no photo to verify on: give --images DIR (photos of people)")
-    variants = tuple(args.variant or ("float32", "float16", "onnx"))
-    if "onnx" in variants and not tools.available("tf2onnx"):
-        raise InputError(tools.install_hint("tf2onnx") + " (or leave out --variant onnx)")
-    failed = 0
-    for name in names:
-        known = models.CONVERTIBLE_MODELS.get(name)
-        if known is not None:
-            source = models.find_convertible_source(known) or models.fetch_convertible_source(known)
-            task, input_shape = known.task, shape or known.input_shape
-        elif name.endswith(".json"):
-            source, task, input_shape = Path(name), None, shape
-        else:
-            raise InputError(f"unknown TF.js model {name!r}: give a model.json path or one of "
-                             f"{', '.join(models.CONVERTIBLE_MODELS)}")
-        out_dir = args.out or converted_dir()
-        result = tfjs_export.convert(source, out_dir, name=known.name if known else None, variants=variants,
-                              input_shape=input_shape, images=images, task=task)
-        print(f"{name}: SavedModel {result.saved_model}")
-        for variant, path in result.files.items():
-            r = result.reports[variant]
-            worst = max(r["outputs"].values(), key=lambda o: o["relative"] or 0.0)
-            ok = r["gate"]["passed"]
-            failed += not ok
-            print(f"  {variant:8} {path} ({os.path.getsize(path) / 1e6:.1f} MB): max abs error "
-                  f"{worst['max_abs']:.3g} vs TensorFlow on {r['samples']} photo(s), "
-                  f"{r['latency_ms']['result']['p50']:.1f} ms, {'PASSED' if ok else 'FAILED'}"
-                  + ("" if ok else " (" + "; ".join(r["gate"]["reasons"]) + ")"))
-    return EXIT_FAILED_GATE if failed else 0
-
-
 def cmd_task_bundle(args) -> int:
     from edgepose import models
     from edgepose.task_bundle import DETECTOR_MEMBER, LANDMARK_MEMBER, build_task_bundle
@@ -310,41 +270,6 @@ def cmd_task_bundle(args) -> int:
     return 0
 
 
-def _parse_shape(text: str) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(v) for v in text.replace("x", ",").split(","))
-    except ValueError:
-        raise InputError(f"--input-shape must be comma-separated sizes like 1,256,256,3, got {text!r}") from None
-    if not shape or min(shape) < 1:
-        raise InputError(f"--input-shape must be positive sizes, got {text!r}")
-    return shape
-
-
-def _summary(r: dict) -> str:
-    parts = []
-    if "landmarks" in r:
-        parts.append(f"landmarks {r['landmarks']['px_mean']:.2f} px mean on {r['samples']} crops")
-    else:
-        worst = max(r["outputs"].values(), key=lambda o: o["max_abs"])
-        parts.append(f"max abs error {worst['max_abs']:.3g}")
-    if "latency_ms" in r:
-        parts.append(f"{r['latency_ms']['result']['p50']:.1f} ms vs {r['latency_ms']['source']['p50']:.1f} ms")
-    if "accuracy" in r:
-        parts.append(f"AP {r['accuracy']['result']['mean']['AP']:.3f} vs {r['accuracy']['source']['mean']['AP']:.3f}")
-    parts.append("PASSED" if r["gate"]["passed"] else "FAILED")
-    return ", ".join(parts) + f" (report: {r['result']['path']}.verify.md)"
-
-
-def _failure(v) -> str:
-    from converters import verify
-
-    try:
-        verify.raise_on_failure(v)
-    except verify.GateError as exc:
-        return str(exc)
-    return ""
-
-
 # -- running a step where its tool is -----------------------------------------------------------------
 def dispatch(args: argparse.Namespace, argv: list[str] | None) -> int:
     """Run the step here, or in its tool environment when its tool is missing here."""
@@ -355,6 +280,8 @@ def dispatch(args: argparse.Namespace, argv: list[str] | None) -> int:
     if env_paths:
         os.environ["EDGEPOSE_MODEL_PATH"] = os.pathsep.join(
             filter(None, [os.environ.get("EDGEPOSE_MODEL_PATH"), *env_paths]))
+    if args.converter == "tfjs" and args.images is None:
+        args.images, argv = _demo_photo(argv)
     verbose = getattr(args, "verbose", False)
     if not verbose:  # set before a tool is imported, here or in its environment
         os.environ.setdefault("TQDM_DISABLE", "1")  # ai-edge-quantizer's progress bars
@@ -368,6 +295,17 @@ def dispatch(args: argparse.Namespace, argv: list[str] | None) -> int:
     if code is not None:
         return code
     return args.step(args)
+
+
+def _demo_photo(argv: list[str] | None) -> tuple[Path | None, list[str] | None]:
+    """The demo photo as found here, where edgepose is installed with what finds it, and
+    the command line for a tool environment, which may not find it, with it as --images."""
+    from edgepose.sources import demo_image
+
+    photo = demo_image()
+    if photo is None or argv is None:
+        return photo, argv
+    return photo, [*argv, "--images", str(photo)]
 
 
 def _model_folders(args) -> list[str]:

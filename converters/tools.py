@@ -128,6 +128,13 @@ def run_in_tool_env(needs: list[str], argv: list[str] | None) -> int | None:
     return subprocess.call([str(python), "-m", "converters.cli", *argv], env=env, **redirect)
 
 
+def converted_dir() -> Path:
+    """Default output folder: ``$EDGEPOSE_CACHE/converted`` (``~/.cache/edgepose/converted``)."""
+    from edgepose.models import cache_dir
+
+    return cache_dir() / "converted"
+
+
 def tool_version(name: str) -> str | None:
     from importlib import metadata
 

@@ -71,3 +71,94 @@ def test_to_and_from_onnx_are_quiet_and_what_they_write_runs(model_path, tmp_pat
     assert "TensorSpec" not in stdout and len(stdout.splitlines()) == 1, stdout[-2000:]
     assert "people: 1 pose(s)" in runs("--detector", detector, "--model", landmark)
     assert "people: 1 pose(s)" in runs("--model", back)
+
+
+# -- edgepose convert tfjs all, as README writes it -----------------------------------------
+def _report(passed: bool, reason: str = "") -> dict:
+    return {"gate": {"passed": passed, "reasons": [] if passed else [reason]},
+            "outputs": {"y": {"max_abs": 0.5 if not passed else 1e-6, "relative": 0.05}},
+            "latency_ms": {"result": {"p50": 3.0}}}
+
+
+def test_the_verdict_says_what_failed_what_to_use_and_sets_the_exit_code(tmp_path):
+    """A float16 file made only because the default makes all three may fail its gate
+    (CenterNet's does) without failing the run; the float32 file, or a variant asked for
+    with --variant, fails it (exit 2)."""
+    from converters import outcome
+
+    files = {v: tmp_path / f"centernet{s}" for v, s in
+             (("float32", ".tflite"), ("float16", "_float16.tflite"), ("onnx", ".onnx"))}
+    for path in files.values():
+        path.write_bytes(b"x" * 1000)
+    reports = {"float32": _report(True), "float16": _report(False, "output y differs"), "onnx": _report(True)}
+    results = outcome.tfjs_results("centernet", files, reports, None, "--detector centernet")
+    table = outcome.tfjs_table(results)
+    assert "| centernet | float16 | centernet_float16.tflite | 0.0 | 0.5 | 3.0 | FAILED |" in table
+    lines, code = outcome.tfjs_verdict(results)
+    assert code == 0 and lines[0].startswith("2 of 3 verified files passed")
+    assert "output y differs" in lines[1] and "use centernet.tflite (float32, passed), which " \
+           "`--detector centernet` runs" in lines[1]
+    asked = outcome.tfjs_results("centernet", files, reports, ["float16"])
+    assert outcome.tfjs_verdict(asked)[1] == outcome.EXIT_FAILED_GATE
+    reports["float32"] = _report(False, "collapsed")
+    assert outcome.tfjs_verdict(outcome.tfjs_results("centernet", files, reports, None))[1] == 2
+
+
+@pytest.fixture(scope="module")
+def converted_as_readme_says(tmp_path_factory):
+    """`edgepose convert tfjs all`, word for word, into an empty cache (the TF.js files from
+    ../shared through EDGEPOSE_MODEL_PATH, as conftest sets it)."""
+    from edgepose.sources import demo_image
+
+    needs_tools("convert-tf")
+    need(MODELS / "tfjs")
+    if demo_image() is None:
+        pytest.skip("no demo photo on this machine to verify on (edgepose.demo)")
+    cache = tmp_path_factory.mktemp("cache")
+    code, out, err = edgepose("convert", "tfjs", "all", env={"EDGEPOSE_CACHE": str(cache)})
+    return cache, code, out, err
+
+
+@pytest.mark.slow
+def test_tfjs_all_works_as_written_and_ends_with_a_table(converted_as_readme_says):
+    """It failed with "no photo to verify on" (the tool environment has no demo photo),
+    and ended with exit 2 behind ~30 lines of TensorFlow noise."""
+    cache, code, out, err = converted_as_readme_says
+    assert code == 0, err[-3000:]
+    assert err.strip() == "", err[-3000:]
+    rows = [line for line in out.splitlines() if line.startswith("| ") and not line.startswith(("| model", "| ---"))]
+    assert len(rows) == 15 and all(row.endswith(("| PASSED |", "| FAILED |")) for row in rows), out
+    failed = [row for row in rows if row.endswith("FAILED |")]
+    assert not any("| float32 |" in row for row in failed)
+    if failed:
+        assert f"{15 - len(failed)} of 15 verified files passed" in out and "Not used by name" in out
+    else:
+        assert "All 15 verified file(s) match TensorFlow" in out
+
+
+@pytest.mark.slow
+def test_every_file_tfjs_all_writes_runs_with_no_other_flag(converted_as_readme_says):
+    from edgepose import models
+
+    cache, code, out, err = converted_as_readme_says
+    assert code == 0, err[-3000:]
+    for model in models.CONVERTIBLE_MODELS.values():
+        flag = "--detector" if model.role == "detector" else "--model"
+        for suffix in (".tflite", "_float16.tflite", ".onnx"):
+            assert "people:" in runs(flag, cache / "converted" / f"{model.name}{suffix}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["nanodet", "movenet-multipose"])
+def test_a_tfjs_model_converted_by_path_runs_with_no_other_flag(name, tmp_path):
+    """By path it lost what it was: MultiPose's file was read as a BlazePose landmark model
+    ("expected one float32 input ... found int32"), NanoDet's as BlazePose's detector.
+    A model.json with a known model's sha256 is converted as that model."""
+    needs_tools("convert-tf")
+    source = need(MODELS / "tfjs" / f"{name}.json")
+    args = ["--input-shape", "1,256,256,3"] if name == "movenet-multipose" else []
+    code, out, err = edgepose("convert", "tfjs", source, *args, "--variant", "float32",
+                              "--images", need(IMAGES / "mhp"), "--out", tmp_path)
+    assert code == 0, err[-3000:]
+    flag = "--detector" if name == "nanodet" else "--model"
+    assert "people: 2 pose(s)" in runs(flag, tmp_path / f"{name}.tflite", "--max-people", 4)
