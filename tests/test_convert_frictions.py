@@ -162,3 +162,17 @@ def test_a_tfjs_model_converted_by_path_runs_with_no_other_flag(name, tmp_path):
     assert code == 0, err[-3000:]
     flag = "--detector" if name == "nanodet" else "--model"
     assert "people: 2 pose(s)" in runs(flag, tmp_path / f"{name}.tflite", "--max-people", 4)
+
+
+def test_a_task_bundle_runs_with_no_other_flag(model_path, tmp_path):
+    """`edgepose run --model pose.task` read the bundle as TFLite ("no TFL3 identifier"):
+    a .task bundle runs on MediaPipe Tasks, the only engine that reads one."""
+    pytest.importorskip("mediapipe", reason="needs the mediapipe extra")
+    bundle = tmp_path / "pose.task"
+    code, _, err = edgepose("convert", "task-bundle", "--detector", model_path("detector"),
+                            "--model", model_path("full"), "--out", bundle)
+    assert code == 0, err
+    assert "people: 1 pose(s)" in runs("--model", bundle)
+    code, _, err = edgepose("run", next(need(IMAGES / "mhp").glob("*.jpg")), "--model", bundle,
+                            "--backend", "tflite")
+    assert code == 1 and "MediaPipe .task bundle" in err and "--backend mediapipe-tasks" in err

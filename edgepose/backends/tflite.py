@@ -116,6 +116,9 @@ def _mapped(path: str) -> Iterator[tuple[mmap.mmap, os.stat_result]]:
             raise ModelError(f"cannot map model file {path} into memory: {exc}") from None
         with mapped as data:
             if data[4:8] != b"TFL3":
+                if path.lower().endswith(".task"):
+                    raise ModelError(f"{path} is a MediaPipe .task bundle, not a TFLite model: it "
+                                     "runs with backend 'mediapipe-tasks' (--backend mediapipe-tasks)")
                 raise ModelError(f"{path} is not a TFLite model (no TFL3 identifier): pass a .tflite file")
             yield data, stat
 

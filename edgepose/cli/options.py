@@ -81,6 +81,9 @@ def options_from_args(args: argparse.Namespace, **defaults) -> Options:
     """Options from the flags given, over ``defaults``; InputError for a bad value."""
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(Options)
              if hasattr(args, f.name)}
+    if str(given.get("model", "")).lower().endswith(".task") and "backend" not in given:
+        # a MediaPipe .task bundle (edgepose convert task-bundle) runs on MediaPipe Tasks only
+        defaults["backend"] = "mediapipe-tasks"
     try:
         return Options(**{**defaults, **given})
     except ValueError as exc:
