@@ -10,7 +10,8 @@ JSON schema ``edgepose.bench/1``::
      "source": {"name": str, "frames": int, "size": [w, h], "mode": "video" | "image"},
      "settings": {"warmup": int, "runs": int},
      "results": [{"model": str, "model_file": str, "model_sha256": str, "backend": str,
-                  "runtime": str | null, "threads": int, "detector": str,
+                  "runtime": str | null, "threads": int,
+                  "detector": str | null (null: the model finds people itself),
                   "max_people": int, "decoder": str | null,
                   "latency_ms": {"count", "mean", "std", "min", "p50", "p90", "p99", "max"},
                   "fps": float (1000 / mean latency),
@@ -83,7 +84,7 @@ def run_config(backend: str, model: str, threads: int, frames: list[np.ndarray],
         "backend": backend,
         "runtime": described["runtime"],
         "threads": threads,
-        "detector": detector,
+        "detector": described["detector"],  # None for a model that finds people itself
         "max_people": max_people,
         "decoder": decoder,
         "latency_ms": latency,
@@ -96,12 +97,17 @@ def run_config(backend: str, model: str, threads: int, frames: list[np.ndarray],
 
 def _detector_label(r: dict) -> str | None:
     """'centernet, 5 people' for a result off the default (BlazePose's detector, one
-    person); None on the default, and for reports made before detectors were recorded."""
+    person), 'none (model finds people), 6 people' for a model that finds people itself
+    (MoveNet, YOLO-pose: detector null); None on the default, and for reports made before
+    detectors were recorded."""
     detector, people = r.get("detector", "blazepose"), r.get("max_people", 1)
-    if detector == "blazepose" and people == 1 and not r.get("decoder"):
-        return None
     decoder = r.get("decoder")
-    who = decoder if decoder == "yolo-pose" else f"{detector} + {decoder}" if decoder else detector
+    if detector == "blazepose" and people == 1 and not decoder:
+        return None
+    if detector is None:
+        who = decoder or "none (model finds people)"
+    else:
+        who = f"{detector} + {decoder}" if decoder else detector
     return f"{who}, {people} {'person' if people == 1 else 'people'}"
 
 

@@ -90,3 +90,30 @@ def test_bench_without_out_prints_the_table_and_writes_nothing(tmp_path, model_p
     assert proc.returncode == 0, proc.stderr
     assert "| full | tflite | 1 |" in proc.stdout and "wrote" not in proc.stdout
     assert list(here.iterdir()) == []  # no bench-results/ in the current folder
+
+
+def test_bench_says_no_detector_for_a_model_that_finds_people_itself(tmp_path):
+    """MoveNet MultiPose and YOLO-pose rows were labelled with detector "blazepose", which
+    never ran: the detector is what the pipeline describes (null for these)."""
+    pytest.importorskip("onnx", reason="needs the test extra (onnx) to build the stand-in model")
+    from onnx_models import constant_model
+
+    rows = np.zeros((20, 56), np.float32)  # YOLO-pose: one person, 17 keypoints on a line
+    rows[0, :5] = [160, 200, 100, 200, 0.9]
+    rows[0, 5:] = np.stack([np.full(17, 160.0), np.linspace(110, 290, 17), np.full(17, 0.8)], 1).ravel()
+    model = constant_model(tmp_path / "yolo.onnx", (1, 3, 320, 320), {"output0": rows.T[None]})
+    out = tmp_path / "bench"
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgepose", "bench", str(need(IMAGES / "mhp")), "--models", str(model),
+         "--decoder", "yolo-pose", "--max-people", "3", "--threads", "1", "--warmup", "0", "--runs", "2",
+         "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    [result] = json.loads((out / "bench.json").read_text())["results"]
+    assert result["detector"] is None
+    from edgepose.bench import markdown_table
+
+    report = json.loads((out / "bench.json").read_text())
+    report["results"].append({**result, "model": "movenet-multipose", "decoder": None})
+    table = markdown_table(report)
+    assert f"| {model} | yolo-pose, 3 people | tflite | 1 |" in table
+    assert "| movenet-multipose | none (model finds people), 3 people |" in table
