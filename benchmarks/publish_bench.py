@@ -1,11 +1,13 @@
-"""The published speed figures: `edgepose bench` on the street video for every model,
-backend and thread count, into benchmarks/results/bench_street.{json,md,png}, and the
-README table between its `bench:start` / `bench:end` markers regenerated from the JSON.
+"""The published speed figures: the README table between its `bench:start` / `bench:end`
+markers, regenerated from benchmarks/results/bench_street.json (a second, no measuring);
+with --measure, first `edgepose bench` on the street video for every model, backend and
+thread count (about 2.5 minutes on 2 cores), into benchmarks/results/bench_street.{json,md,png}.
 
-    python benchmarks/publish_bench.py [--backends tflite,mediapipe,mediapipe-tasks]
-                                       [--runs 100] [--readme-only]
+    python benchmarks/publish_bench.py                  # the table from the saved results
+    python benchmarks/publish_bench.py --measure [--backends tflite,mediapipe,mediapipe-tasks]
+                                       [--runs 100]
 
-Run it on your own device and compare your bench_street.md with ours.
+Run it with --measure on your own device and compare your bench_street.md with ours.
 """
 
 from __future__ import annotations
@@ -40,10 +42,12 @@ def main() -> None:
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--readme-only", action="store_true", help="only regenerate the README table")
+    parser.add_argument("--measure", action="store_true",
+                        help="run the benchmark first (about 2.5 minutes) instead of only "
+                             "regenerating the README table from the saved results")
     args = parser.parse_args()
 
-    if not args.readme_only:
+    if args.measure:
         from edgepose.bench import bench, write_report
 
         use_shared_models()

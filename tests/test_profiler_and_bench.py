@@ -117,3 +117,21 @@ def test_bench_says_no_detector_for_a_model_that_finds_people_itself(tmp_path):
     table = markdown_table(report)
     assert f"| {model} | yolo-pose, 3 people | tflite | 1 |" in table
     assert "| movenet-multipose | none (model finds people), 3 people |" in table
+
+
+def test_publish_bench_regenerates_the_readme_table_without_measuring(tmp_path, monkeypatch):
+    """README says `python benchmarks/publish_bench.py` regenerates its table; it re-ran
+    the whole 146 s benchmark. Now it reads benchmarks/results/bench_street.json (--measure
+    runs the benchmark), and the table in README is the one those results give."""
+    import edgepose.bench
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import publish_bench
+
+    readme = tmp_path / "README.md"
+    readme.write_text((ROOT / "README.md").read_text())
+    monkeypatch.setattr(publish_bench, "README", readme)
+    monkeypatch.setattr(edgepose.bench, "bench", lambda *a, **k: pytest.fail("it measured"))
+    monkeypatch.setattr(sys, "argv", ["publish_bench.py"])
+    publish_bench.main()
+    assert readme.read_text() == (ROOT / "README.md").read_text()
