@@ -208,3 +208,55 @@ def test_mediapipe_prints_nothing_unless_verbose(clip):
     code, out, err = edgepose("run", clip, "--backend", backend, "--verbose")  # after the command too
     assert code == 0, err
     assert "people:" in out
+
+
+# -- help and summary -----------------------------------------------------------------------
+def _flags(*command) -> dict[str, str]:
+    """Each flag of ``edgepose COMMAND --help`` -> its help text, on one line (an on/off
+    switch's under its --no- name)."""
+    code, out, err = edgepose(*command, "--help")
+    assert code == 0, err
+    options = " ".join(out.split("options:", 1)[1].split())  # argparse wraps lines
+    flags = {}
+    for chunk in options.split(" --")[1:]:
+        flags.setdefault("--" + chunk.split(" ", 1)[0].rstrip(","), chunk)
+    return flags
+
+
+def test_help_says_each_default_once_and_right():
+    run = _flags("run")
+    assert run["--no-static-image-mode"].endswith(
+        "default: on for images and folders, off for videos and cameras")  # not "(default: off)"
+    assert not [flag for flag, text in run.items() if "(default: None)" in text]
+    assert run["--threads"].endswith("at most 4 (more than the cores are capped to the cores)")
+    evaluation = _flags("eval")
+    assert "--smoothing" not in evaluation and "--static-image-mode" not in evaluation
+    bench = _flags("bench")
+    for flag, default in (("--models", "full"), ("--detectors", "blazepose"), ("--threads", "2"),
+                          ("--runs", "100"), ("--warmup", "10"), ("--backends", "tflite")):
+        assert bench[flag].endswith(f"(default: {default})"), bench[flag]
+
+
+def test_mediapipe_tasks_follows_several_people_with_smoothing(clip):
+    """It refused: "gives no track ids, so smoothing='default' cannot follow 4 people";
+    the MediaPipe engines now get their ids from the shared tracker."""
+    pytest.importorskip("mediapipe", reason="needs the mediapipe extra")
+    code, out, err = edgepose("run", clip, "--backend", "mediapipe-tasks", "--max-people", 4)
+    assert code == 0, err
+    assert "smoothing default" in out and "track id(s)" in out
+
+
+def test_the_summary_names_the_search_that_ran(clip, tmp_path):
+    """The person detector by name; a MoveNet run searches the whole frame itself (it
+    said "detector ran on N of M frames")."""
+    from edgepose import models
+
+    code, out, err = edgepose("run", clip, "--detector", "blazepose")
+    assert code == 0, err
+    assert "; detector blazepose ran on 1 of 12 frames" in out
+    if not models.CONVERTIBLE_MODELS["movenet-thunder"].converted().is_file():
+        pytest.skip("movenet-thunder is not converted here (edgepose convert tfjs movenet-thunder)")
+    code, out, err = edgepose("run", clip, "--model", "movenet-thunder")
+    assert code == 0, err
+    [line] = [line for line in out.splitlines() if line.startswith("people:")]
+    assert "whole-frame search on 1 of 12 frames" in line and "detector" not in line
