@@ -260,3 +260,22 @@ def test_the_summary_names_the_search_that_ran(clip, tmp_path):
     assert code == 0, err
     [line] = [line for line in out.splitlines() if line.startswith("people:")]
     assert "whole-frame search on 1 of 12 frames" in line and "detector" not in line
+
+
+def test_a_folder_named_edgepose_beside_a_script_is_explained(tmp_path):
+    """A script next to a clone folder named edgepose/ (no __init__.py) fails with
+    "cannot import name 'Pipeline' from 'edgepose' (unknown location)": Python made the
+    folder a namespace package before an editable install's finder ran. That cannot be
+    caught from inside edgepose (none of its code runs): README names the message and
+    says what happened and what to do."""
+    clone = tmp_path / "edgepose"
+    clone.mkdir()
+    (clone / "README.md").write_text("a clone of the repository\n")
+    (tmp_path / "script.py").write_text("from edgepose import Pipeline\n")
+    proc = subprocess.run([sys.executable, "script.py"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+    message = "cannot import name 'Pipeline' from 'edgepose' (unknown location)"
+    if proc.returncode != 0:  # edgepose installed editable here, as the dev venv and CI have it
+        assert message in proc.stderr, proc.stderr
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert message in readme and "namespace package" in readme
