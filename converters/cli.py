@@ -297,15 +297,17 @@ def dispatch(args: argparse.Namespace, argv: list[str] | None) -> int:
     return args.step(args)
 
 
-def _demo_photo(argv: list[str] | None) -> tuple[Path | None, list[str] | None]:
-    """The demo photo as found here, where edgepose is installed with what finds it, and
-    the command line for a tool environment, which may not find it, with it as --images."""
-    from edgepose.sources import demo_image
+def _demo_photo(argv: list[str] | None) -> tuple[Path, list[str] | None]:
+    """The demo photo as found (or fetched once) here, where edgepose runs, and the command
+    line for a tool environment, which may not find it, with it as --images."""
+    from edgepose.demo import NoDemoPhoto, demo_photo
 
-    photo = demo_image()
-    if photo is None or argv is None:
-        return photo, argv
-    return photo, [*argv, "--images", str(photo)]
+    try:
+        photo = demo_photo()
+    except NoDemoPhoto as exc:
+        raise InputError(f"no photo to verify on: {exc}; give --images DIR or --images FILE "
+                         "(photos of people)") from None
+    return photo, None if argv is None else [*argv, "--images", str(photo)]
 
 
 def _model_folders(args) -> list[str]:
