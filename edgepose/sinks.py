@@ -246,9 +246,11 @@ class JsonLinesSink(Sink):
                 if self.path.exists() and not self.path.is_file():
                     self._file = open(self.path, "w", encoding="utf-8")
                 else:
-                    make_folder(self.path.parent, self.path)
-                    fd, name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}-",
-                                                suffix=".part")
+                    # through a symbolic link, the file it names is the one replaced
+                    self._target = self.path.resolve() if self.path.is_symlink() else self.path
+                    make_folder(self._target.parent, self.path)
+                    fd, name = tempfile.mkstemp(dir=self._target.parent, suffix=".part",
+                                                prefix=f".{self._target.name}-")
                     self._file, self._tmp = os.fdopen(fd, "w", encoding="utf-8"), Path(name)
             except OSError as exc:
                 raise self._error(exc) from None
@@ -280,7 +282,7 @@ class JsonLinesSink(Sink):
             file.close()
             if self._tmp is not None:
                 os.chmod(self._tmp, FILE_MODE)
-                os.replace(self._tmp, self.path)
+                os.replace(self._tmp, self._target)
                 self._tmp = None
         except OSError as exc:
             self._remove_tmp()

@@ -172,6 +172,17 @@ def test_json_lines_replace_an_earlier_file_only_when_the_run_ends_or_is_stopped
     assert path.stat().st_mode & 0o777 == 0o644
 
 
+def test_json_lines_through_a_symbolic_link_replace_the_file_it_names(tmp_path):
+    (tmp_path / "data").mkdir()
+    real = tmp_path / "data" / "poses.jsonl"
+    real.write_text("earlier\n")
+    (tmp_path / "poses.jsonl").symlink_to(real)
+    with sinks.JsonLinesSink(tmp_path / "poses.jsonl", "clip.avi") as sink:
+        sink.write(frame(0), result(0), None)
+    assert (tmp_path / "poses.jsonl").is_symlink()
+    assert json.loads(real.read_text())["frame"] == 0
+
+
 def test_json_lines_on_a_full_disk_names_the_file(tmp_path):
     """/dev/full fails every write with ENOSPC: the error names the file (a device is
     written directly, never replaced)."""
