@@ -214,6 +214,38 @@ def test_sigterm_leaves_no_partial_file_and_a_rerun_does_only_the_rest(clips, re
             {**r, "source": f"copy{i}.avi", "image": f"copy{i}.avi"} for r in expected]
 
 
+def test_a_worker_that_dies_fails_its_video_alone(clips, reference, tmp_path):
+    import psutil
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    for i in range(6):
+        (archive / f"copy{i}.avi").write_bytes((clips / "street_a.avi").read_bytes())
+    out = tmp_path / "poses"
+    cmd = [sys.executable, "-m", "edgepose", "batch", str(archive), "--out", str(out), "--workers", "2", *OPTIONS]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not ((out / "manifest.jsonl").is_file() and (out / "manifest.jsonl").read_text()):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        time.sleep(0.2)  # both workers are on a video now (one just took its next)
+        workers = [p for p in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(p.cmdline())]
+        assert len(workers) == 2
+        workers[0].kill()  # as a decoder crash would
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, stderr
+    records = manifest(out)
+    failed = [r for r in records if r["status"] == "failed"]
+    assert len(records) == 6 and len(failed) == 1, stdout
+    assert failed[0]["error"] == "the worker process ended (signal SIGKILL) on this video"
+    assert not Path(failed[0]["output"]).exists() and not list(out.rglob("*.part"))
+    assert "edgepose: error: 1 of 6 video(s) failed" in stderr
+
+
 def test_reset_with_restart_ids_starts_ids_again_as_a_new_tracker():
     from edgepose.tracking import Tracker
 
@@ -268,10 +300,8 @@ def ray_cluster():
         for proc in reversed(started):
             proc.terminate()
         for proc in reversed(started):
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
             with contextlib.suppress(ProcessLookupError):  # what `ray start` left in its group
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()

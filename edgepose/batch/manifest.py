@@ -98,10 +98,11 @@ def read_manifest(path: str | os.PathLike) -> dict[str, dict]:
 
 
 def remove_partial(out_dir: str | os.PathLike) -> int:
-    """Delete the temporary files (``.NAME-*.part``) a killed run left in ``out_dir``; how
-    many there were."""
+    """Delete the temporary files (``.NAME-*.part``) and try counts (``.NAME.tries``, Ray)
+    a killed run left in ``out_dir``; how many there were."""
     removed = 0
-    for part in Path(out_dir).rglob(".*.part"):
+    out_dir = Path(out_dir)
+    for part in [*out_dir.rglob(".*.part"), *out_dir.rglob(".*.tries")]:
         if part.is_file():
             with contextlib.suppress(FileNotFoundError):
                 part.unlink()

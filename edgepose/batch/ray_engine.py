@@ -14,14 +14,16 @@ import dataclasses
 import json
 import logging
 import os
+from pathlib import Path
 from typing import Callable
 
-from edgepose.batch.worker import VideoWorker, WorkerConfig, choose_workers, one_line
+from edgepose.batch.worker import VideoWorker, WorkerConfig, choose_workers, new_record, one_line
 from edgepose.errors import EdgeposeError, InputError
 
 log = logging.getLogger(__name__)
 
 TASK_KEYS = ("path", "output", "size", "mtime_ns")
+MAX_TRIES = 3  # of a video whose actor died on it
 FORWARDED_ENV = ("EDGEPOSE_", "OPENCV_")
 
 
@@ -37,9 +39,15 @@ def import_ray():
 
 class PoseActor:
     """One pipeline for the actor's life; a batch of videos in, their records (JSON text)
-    out."""
+    out.
+
+    Ray restarts an actor whose process died and retries its video, as often as it takes
+    (a lost node). So that a video that kills its actor every time cannot hold the batch
+    forever, each try is counted in a file beside the output (``.NAME.tries``, on the
+    shared storage every node sees): after MAX_TRIES the video is failed."""
 
     def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
         self.worker = VideoWorker(config)
 
     def __call__(self, batch: dict) -> dict:
@@ -48,8 +56,22 @@ class PoseActor:
         records = []
         for i in range(len(batch["path"])):
             task = {key: _plain(batch[key][i]) for key in TASK_KEYS}
-            records.append(json.dumps(self.worker.process(task)))
+            records.append(json.dumps(self._process(task)))
         return {"record": np.array(records, dtype=object)}
+
+    def _process(self, task: dict) -> dict:
+        output = Path(task["output"])
+        tries = output.with_name(f".{output.name}.tries")
+        before = int(tries.read_text() or 0) if tries.is_file() else 0
+        if before >= MAX_TRIES:
+            tries.unlink()
+            return new_record(task, self.config, self.worker.name,
+                              f"the worker process died on this video, {before} times")
+        tries.parent.mkdir(parents=True, exist_ok=True)
+        tries.write_text(str(before + 1))
+        record = self.worker.process(task)
+        tries.unlink(missing_ok=True)
+        return record
 
 
 def _plain(value):
@@ -95,8 +117,7 @@ def run_ray(tasks: list[dict], config: WorkerConfig, workers: int | None, thread
             on_record(record)
             if on_frames is not None:
                 on_frames(record["frames"])
-    except ray.exceptions.RayError as exc:
-        # a worker that kept dying (Ray restarts actors and retries their videos first)
+    except ray.exceptions.RayError as exc:  # the cluster, not a video
         raise EdgeposeError(f"the Ray job failed: {one_line(exc).split(' Traceback')[0][:500]}") from None
     finally:
         ray.shutdown()

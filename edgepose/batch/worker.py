@@ -46,6 +46,11 @@ class VideoWorker:
         from edgepose.quiet import native_stderr_quiet
 
         self.config = config
+        threads = config.options.get("threads")
+        if threads:  # OpenCV's pool (decode, resize, warps) within the worker's share too
+            import cv2
+
+            cv2.setNumThreads(threads)
         with native_stderr_quiet(not config.verbose):
             self.pipe = Pipeline(Options(**config.options))
         self.name = f"{socket.gethostname()}:{os.getpid()}"
