@@ -44,7 +44,7 @@ def only_edgepose_lines(err: str) -> None:
 
 
 # -- quiet unless --verbose ----------------------------------------------------------------
-def test_quantize_shows_no_progress_bars(model_path, tmp_path):
+def test_quantize_shows_no_progress_bars_and_what_it_writes_runs(model_path, tmp_path):
     """ai-edge-quantizer drew progress bars into a log (stderr, not a terminal)."""
     needs_tools("convert-quant")
     out = tmp_path / "lite_int8.tflite"
@@ -53,6 +53,12 @@ def test_quantize_shows_no_progress_bars(model_path, tmp_path):
     assert code == 0, err
     assert err.strip() == "", err
     assert stdout.count("\n") == 1 and "PASSED" in stdout
+    assert "people: 1 pose(s)" in runs("--model", out)
+    detector = tmp_path / "detector_float16.tflite"  # float16 needs no tool
+    code, _, err = edgepose("convert", "quantize", model_path("detector"), "--variant", "float16",
+                            "--out", detector, "--no-verify")
+    assert code == 0, err
+    assert "people: 1 pose(s)" in runs("--detector", detector)
 
 
 @pytest.mark.slow
