@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -305,6 +306,7 @@ def ray_cluster():
             with contextlib.suppress(ProcessLookupError):  # what `ray start` left in its group
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_ray_engine_on_a_two_node_cluster_writes_what_local_writes(clips, local_run, ray_cluster, tmp_path):
