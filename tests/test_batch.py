@@ -2,7 +2,8 @@
 plus one corrupt file. Every good video's JSON Lines equal `edgepose run --json`'s frame for
 frame; the corrupt one is failed in the manifest and the exit code says so; a run stopped
 with SIGTERM leaves no partial file and a re-run does only the rest; Ray (a head and a
-worker node started here, on 127.0.0.1) writes what the local engine writes."""
+worker node started here, in a loopback-only network namespace) writes what the local
+engine writes."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -259,44 +259,56 @@ def test_reset_with_restart_ids_starts_ids_again_as_a_new_tracker():
 
 
 # -- Ray ----------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+RAY_PORT = 6379
 
 
-def ray_nodes(ray: str, address: str, env: dict) -> int:
-    proc = subprocess.run([ray, "status", "--address", address], capture_output=True, text=True,
-                          env=env, timeout=60)
+def ray_nodes(run, address: str, env: dict) -> int:
+    proc = run(["status", "--address", address], capture_output=True, text=True, env=env, timeout=60)
     return proc.stdout.count(" node_") if proc.returncode == 0 else 0
 
 
 @pytest.fixture
 def ray_cluster():
-    """A Ray head and one worker node on 127.0.0.1, one CPU each, token authentication
-    with a token made here (nothing written to ~/.ray); stopped, by process group, at the end."""
+    """A Ray head and one worker node, one CPU each, in a network namespace made here that
+    has only a loopback interface (Ray otherwise talks over the machine's own address,
+    whatever --node-ip-address says); token authentication with a token made here
+    (nothing written to ~/.ray); stopped, by process group, and the namespace deleted at
+    the end. Yields (address, env, the command prefix that runs inside the namespace)."""
     pytest.importorskip("ray.data", reason="--engine ray needs the ray extra (pip install -e '.[ray]')")
     ray = str(Path(sys.executable).with_name("ray"))
     if not os.path.exists(ray):
         pytest.skip(f"the ray command is not next to {sys.executable}")
+    netns = f"edgepose-ray-{os.getpid()}"
+    made = subprocess.run(["ip", "netns", "add", netns], capture_output=True, text=True) \
+        if shutil.which("ip") else None
+    if made is None or made.returncode != 0:
+        pytest.skip("the Ray test runs its cluster in a loopback-only network namespace, which needs "
+                    f"root and iproute2 ({made.stderr.strip() if made else 'no ip command'})")
+    inside = ["ip", "netns", "exec", netns]
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
            "RAY_USAGE_STATS_ENABLED": "0"}
-    address = f"127.0.0.1:{free_port()}"
+    address = f"127.0.0.1:{RAY_PORT}"
     node = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--object-store-memory",
             str(100 * 1024 * 1024), "--disable-usage-stats", "--block"]
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay short
     started = []
+
+    def run_ray(args, **kwargs):
+        return subprocess.run([*inside, ray, *args], **kwargs)
+
     try:
-        for extra, nodes in ((["--head", "--port", address.split(":")[1], "--include-dashboard",
+        subprocess.run([*inside, "ip", "link", "set", "lo", "up"], check=True)
+        for extra, nodes in ((["--head", "--port", str(RAY_PORT), "--include-dashboard",
                                "false", "--temp-dir", temp], 1), (["--address", address], 2)):
-            started.append(subprocess.Popen([ray, "start", *extra, *node], env=env, start_new_session=True,
-                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            started.append(subprocess.Popen([*inside, ray, "start", *extra, *node], env=env,
+                                            start_new_session=True, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL))
             deadline = time.monotonic() + 90
-            while ray_nodes(ray, address, env) < nodes:
+            while ray_nodes(run_ray, address, env) < nodes:
                 assert started[-1].poll() is None, f"ray start {' '.join(extra)} ended"
                 assert time.monotonic() < deadline, f"the Ray cluster at {address} did not come up"
                 time.sleep(0.5)
-        yield address, env
+        yield address, env, inside
     finally:
         for proc in reversed(started):
             proc.terminate()
@@ -306,13 +318,14 @@ def ray_cluster():
             with contextlib.suppress(ProcessLookupError):  # what `ray start` left in its group
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        subprocess.run(["ip", "netns", "delete", netns], capture_output=True)
         shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_ray_engine_on_a_two_node_cluster_writes_what_local_writes(clips, local_run, ray_cluster, tmp_path):
-    address, env = ray_cluster
+    address, env, inside = ray_cluster
     out = tmp_path / "poses"
-    proc = subprocess.run([sys.executable, "-m", "edgepose", "batch", str(clips), "--out", str(out),
+    proc = subprocess.run([*inside, sys.executable, "-m", "edgepose", "batch", str(clips), "--out", str(out),
                            "--engine", "ray", "--address", address, *OPTIONS],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stderr
