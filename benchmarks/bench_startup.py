@@ -3,7 +3,8 @@ the person in one photo, as a user's script or `edgepose run photo.jpg` does. Me
 configuration, alternating with another checkout (``--against``) in the same run, so the
 ratio is fair on a shared, noisy machine. Writes benchmarks/results/startup.json.
 
-    python benchmarks/bench_startup.py --against ../before --runs 7
+    git worktree add ../before d71032f    # the checkout to compare with
+    python benchmarks/bench_startup.py --against ../before --runs 9
 """
 
 from __future__ import annotations
