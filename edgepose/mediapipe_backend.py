@@ -320,6 +320,9 @@ class MediaPipeTasks(_MediaPipeEngine):
         super().__init__(options)
         o = self.options
         self._base_options, self._vision = _import_tasks()
+        # the XNNPACK threads of the graph, capped at the cores as the pipeline caps them;
+        # None keeps MediaPipe's own default
+        self.threads = None if o.threads is None else min(o.threads, os.cpu_count() or 1)
         if str(o.model).endswith(TASK_SUFFIX):
             if o.detector not in ("blazepose", "detector"):
                 raise BackendError(f"{o.model} is a .task bundle and carries its own detector; "
@@ -344,7 +347,7 @@ class MediaPipeTasks(_MediaPipeEngine):
     def _start(self) -> None:
         o = self.options
         vision = self._vision
-        threads = o.threads
+        threads = self.threads
 
         class ThreadedOptions(vision.PoseLandmarkerOptions):
             # PoseLandmarkerOptions has no thread setting; the graph's acceleration proto does.

@@ -90,3 +90,16 @@ def test_one_pipeline_from_two_threads_is_a_clear_error(heatmap_model):
         worker.join(10)
         assert pipe.process(spot_frame(), timestamp_ms=80.0).poses  # usable again
     assert errors and "two threads at once" in errors[0]
+
+
+def test_the_tasks_engine_gets_the_thread_cap_too(caplog):
+    pytest.importorskip("mediapipe", reason="needs mediapipe (pip install 'edgepose[mediapipe]')")
+    from edgepose.errors import BackendError
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="edgepose.pipeline"), \
+                Pipeline(backend="mediapipe-tasks", model="full", threads=1000) as pipe:
+            assert pipe.describe()["threads"] == pipe.estimator.threads == os.cpu_count()
+    except (BackendError, EdgeposeError) as exc:  # no model offline
+        pytest.skip(str(exc))
+    assert "threads=1000 is more than this machine's" in caplog.text
