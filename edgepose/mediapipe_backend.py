@@ -38,16 +38,14 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edgepose import models
 from edgepose.errors import BackendError, ModelError
-from edgepose.fileio import atomic_write
 from edgepose.estimators import BottomUp, Estimate, keypoint_box, keypoint_scale
+from edgepose.mediapipe_files import TASK_SUFFIX, cached_task_bundle, legacy_model_file
 from edgepose.options import Options
 from edgepose.profiler import StageClock
 from edgepose.types import Pose
@@ -61,7 +59,6 @@ INSTALL_HINT = "pip install 'edgepose[mediapipe]' (the Tasks engine) or 'edgepos
 # PoseLandmarker does not, and at 0.1 returns several poses for one body.)
 MEDIAPIPE_DETECTION_SCORE = 0.5
 LEGACY_COMPLEXITY = {"lite": 0, "full": 1, "heavy": 2}
-TASK_SUFFIX = ".task"
 
 # Options both MediaPipe engines honour beyond the loop's own; any other field must keep
 # its default (Options.check_honoured).
@@ -162,37 +159,6 @@ def _import_legacy():
     return pose, solution_base
 
 
-def legacy_model_file(name: str, mediapipe_dir: Path | None = None) -> Path:
-    """The landmark model the legacy graph loads for ``name`` (lite, full, heavy), inside
-    the mediapipe package. The wheel ships only ``full``; MediaPipe would download the
-    others on first use, so a missing one is copied there from edgepose's model resolver
-    (``EDGEPOSE_MODEL_PATH``, the cache) instead, and never downloaded."""
-    mediapipe_dir = mediapipe_dir or models.mediapipe_dir()
-    if mediapipe_dir is None:
-        raise BackendError("backend 'mediapipe' needs MediaPipe: pip install 'edgepose[mediapipe-legacy]'")
-    known = models.KNOWN_MODELS[name]
-    target = Path(mediapipe_dir) / "modules" / "pose_landmark" / known.filename
-    if target.is_file():
-        if models.sha256_of(target) != known.sha256:
-            log.warning("%s does not match the pinned sha256 of %s; MediaPipe will run it anyway",
-                        target, name)
-        return target
-    source = models.resolve(name, "landmark", download=False)
-    try:
-        if not target.parent.is_dir():  # not a mediapipe package: never make one
-            raise FileNotFoundError(2, "no such folder", str(target.parent))
-        with atomic_write(target) as tmp:
-            shutil.copyfile(source, tmp)
-    except OSError as exc:
-        raise ModelError(
-            f"backend 'mediapipe' loads {known.filename} from inside the mediapipe package "
-            f"({target.parent}), which the wheel does not ship and which edgepose could not "
-            f"write ({exc.strerror or exc}). Copy {source} there, or use backend "
-            "'mediapipe-tasks', which reads models from anywhere") from None
-    log.info("copied %s into %s for the legacy MediaPipe graph", source, target.parent)
-    return target
-
-
 class MediaPipeSolution(_MediaPipeEngine):
     """MediaPipe's legacy ``mediapipe.solutions.pose.Pose`` (backend ``mediapipe``).
 
@@ -282,24 +248,6 @@ def _import_tasks():
             f"{getattr(mp, '__version__', '?')} does not provide ({exc}): "
             "pip install 'edgepose[mediapipe]'") from None
     return BaseOptions, vision
-
-
-def cached_task_bundle(detector: str | os.PathLike, landmark: str | os.PathLike) -> Path:
-    """A ``.task`` bundle of these two model files, built once and kept in the user cache
-    under a name made of both files' digests."""
-    from edgepose.task_bundle import build_task_bundle
-
-    key = f"{models.sha256_of(detector)[:16]}-{models.sha256_of(landmark)[:16]}"
-    path = models.cache_dir() / "task" / f"pose_landmarker-{key}{TASK_SUFFIX}"
-    if path.is_file():
-        return path
-    try:
-        return build_task_bundle(detector, landmark, path)
-    except OSError as exc:
-        raise ModelError(
-            f"could not write the MediaPipe .task bundle {path} ({exc.strerror or exc}): set "
-            "EDGEPOSE_CACHE to a writable folder, or build one with `edgepose convert "
-            "task-bundle --out FILE.task` and pass it as the model") from None
 
 
 class MediaPipeTasks(_MediaPipeEngine):

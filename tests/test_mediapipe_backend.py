@@ -16,7 +16,7 @@ from edgepose.options import OptionError
 mp = pytest.importorskip("mediapipe", reason="needs mediapipe (pip install 'edgepose[mediapipe]')")
 
 from edgepose import task_bundle  # noqa: E402  (needs mediapipe's metadata tools)
-from edgepose.mediapipe_backend import legacy_model_file  # noqa: E402
+from edgepose.mediapipe_files import legacy_model_file  # noqa: E402
 
 MEMBERS = {task_bundle.DETECTOR_MEMBER, task_bundle.LANDMARK_MEMBER}
 
