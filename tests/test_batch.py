@@ -177,19 +177,33 @@ def test_a_list_file_names_videos_and_two_of_one_name_get_distinct_outputs(clips
     assert [k for k in keys if not k.startswith("street_a.avi-")] == ["deeper/pedestrians.avi", "street_b.avi"]
 
 
-def test_sigterm_leaves_no_partial_file_and_a_rerun_does_only_the_rest(clips, reference, tmp_path):
-    archive = tmp_path / "archive"
-    archive.mkdir()
-    for i in range(8):
-        (archive / f"copy{i}.avi").write_bytes((clips / "street_a.avi").read_bytes())
-    out = tmp_path / "poses"
+def copies(video: Path, folder: Path, n: int) -> Path:
+    """A folder of ``n`` copies of ``video``: copy0.avi ..."""
+    folder.mkdir()
+    for i in range(n):
+        (folder / f"copy{i}.avi").write_bytes(video.read_bytes())
+    return folder
+
+
+def start_until_a_video_is_done(archive: Path, out: Path) -> subprocess.Popen:
+    """`edgepose batch ARCHIVE --out OUT --workers 2`, started, returned once the manifest
+    has its first line (a video done, the others in flight)."""
     cmd = [sys.executable, "-m", "edgepose", "batch", str(archive), "--out", str(out), "--workers", "2", *OPTIONS]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not ((out / "manifest.jsonl").is_file() and (out / "manifest.jsonl").read_text()):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"no video was done: {proc.communicate()}")
+        time.sleep(0.05)
+    return proc
+
+
+def test_sigterm_leaves_no_partial_file_and_a_rerun_does_only_the_rest(clips, reference, tmp_path):
+    archive = copies(clips / "street_a.avi", tmp_path / "archive", 8)
+    out = tmp_path / "poses"
+    proc = start_until_a_video_is_done(archive, out)
     try:
-        deadline = time.monotonic() + 120
-        while not ((out / "manifest.jsonl").is_file() and (out / "manifest.jsonl").read_text()):
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=60)
     finally:
@@ -218,18 +232,10 @@ def test_sigterm_leaves_no_partial_file_and_a_rerun_does_only_the_rest(clips, re
 def test_a_worker_that_dies_fails_its_video_alone(clips, reference, tmp_path):
     import psutil
 
-    archive = tmp_path / "archive"
-    archive.mkdir()
-    for i in range(6):
-        (archive / f"copy{i}.avi").write_bytes((clips / "street_a.avi").read_bytes())
+    archive = copies(clips / "street_a.avi", tmp_path / "archive", 6)
     out = tmp_path / "poses"
-    cmd = [sys.executable, "-m", "edgepose", "batch", str(archive), "--out", str(out), "--workers", "2", *OPTIONS]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_until_a_video_is_done(archive, out)
     try:
-        deadline = time.monotonic() + 120
-        while not ((out / "manifest.jsonl").is_file() and (out / "manifest.jsonl").read_text()):
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.05)
         time.sleep(0.2)  # both workers are on a video now (one just took its next)
         workers = [p for p in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(p.cmdline())]
         assert len(workers) == 2
