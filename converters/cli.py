@@ -313,10 +313,10 @@ def _demo_photo(argv: list[str] | None) -> tuple[Path, list[str] | None]:
 def _model_folders(args) -> list[str]:
     """Folders where this environment finds the named models, so that a tool
     environment (without the mediapipe wheel) finds the same files."""
-    from edgepose import models
+    from edgepose import registry
 
     folders = []
-    for row in models.status():
+    for row in registry.status():
         if row["path"]:
             folders.append(str(Path(row["path"]).parent))
     return sorted(set(folders))

@@ -17,9 +17,9 @@ log = logging.getLogger(__name__)
 
 def cmd_tfjs(args) -> int:
     from converters import calibration, outcome, tfjs_export, tools
-    from edgepose import models
+    from edgepose import registry
 
-    names = list(models.CONVERTIBLE_MODELS) if args.model == ["all"] else args.model
+    names = list(registry.CONVERTIBLE_MODELS) if args.model == ["all"] else args.model
     shape = parse_shape(args.input_shape) if args.input_shape else None
     if args.images is None:
         raise InputError("no photo to verify on: the demo photo is not on this machine; give "
@@ -53,18 +53,18 @@ def _tfjs_source(name: str):
     """(model.json path, the known model it is or None) for a name or a path. A path whose
     sha256 is a known model's is that model: it gets that model's task and input shape,
     so that what it becomes runs with no other flag."""
-    from edgepose import models
+    from edgepose import models, registry
 
-    known = models.CONVERTIBLE_MODELS.get(name)
+    known = registry.CONVERTIBLE_MODELS.get(name)
     if known is not None:
-        return models.find_convertible_source(known) or models.fetch_convertible_source(known), known
+        return registry.find_convertible_source(known) or registry.fetch_convertible_source(known), known
     if not name.endswith(".json"):
         raise InputError(f"unknown TF.js model {name!r}: give a model.json path or one of "
-                         f"{', '.join(models.CONVERTIBLE_MODELS)}")
+                         f"{', '.join(registry.CONVERTIBLE_MODELS)}")
     path = Path(name)
     if path.is_file():
         digest = models.sha256_of(path)
-        for model in models.CONVERTIBLE_MODELS.values():
+        for model in registry.CONVERTIBLE_MODELS.values():
             if model.sha256 == digest:
                 log.info("%s is %s (same sha256): converted as that model", path, model.name)
                 return path, model

@@ -30,7 +30,7 @@ from typing import Callable, Protocol, Sequence
 import cv2
 import numpy as np
 
-from edgepose import models
+from edgepose import models, registry
 from edgepose.backends import ENGINES, Model, check_input, engine_for, find_output, open_model
 from edgepose.blazepose import detector as det
 from edgepose.blazepose.roi import roi_from_points
@@ -329,7 +329,7 @@ def open_detector(name_or_path: str = "blazepose", **options) -> PersonDetector:
             boxes.close()
             raise
     if name in BOX_DETECTORS:
-        return _open_box(name, models.resolve_converted(name), options)
+        return _open_box(name, registry.resolve_converted(name), options)
     if name == "blazepose" or name in models.KNOWN_MODELS:
         return BlazePoseDetector(name if name != "blazepose" else "detector", **options)
     if not os.path.isfile(name):

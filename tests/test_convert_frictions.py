@@ -143,11 +143,11 @@ def test_tfjs_all_works_as_written_and_ends_with_a_table(converted_as_readme_say
 
 @pytest.mark.slow
 def test_every_file_tfjs_all_writes_runs_with_no_other_flag(converted_as_readme_says):
-    from edgepose import models
+    from edgepose import registry
 
     cache, code, out, err = converted_as_readme_says
     assert code == 0, err[-3000:]
-    for model in models.CONVERTIBLE_MODELS.values():
+    for model in registry.CONVERTIBLE_MODELS.values():
         flag = "--detector" if model.role == "detector" else "--model"
         for suffix in (".tflite", "_float16.tflite", ".onnx"):
             assert "people:" in runs(flag, cache / "converted" / f"{model.name}{suffix}")

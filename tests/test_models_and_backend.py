@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from edgepose import models
+from edgepose import models, registry
 from edgepose.backends import open_model
 from edgepose.errors import BackendError, ModelError
 
@@ -52,7 +52,7 @@ def test_offline_and_missing_says_which_file_and_how(isolated):
 def test_model_path_env_is_searched(isolated, monkeypatch):
     need(MODELS)
     monkeypatch.setenv("EDGEPOSE_MODEL_PATH", str(MODELS))
-    rows = {r["name"]: r for r in models.status()}
+    rows = {r["name"]: r for r in registry.status()}
     assert rows["heavy"]["source"] == "EDGEPOSE_MODEL_PATH"
     assert rows["heavy"]["path"].endswith("pose_landmark_heavy.tflite")
 
@@ -172,8 +172,8 @@ def test_download_keeps_only_bytes_with_the_pinned_digest(tmp_path, monkeypatch)
     digest = hashlib.sha256(good.read_bytes()).hexdigest()
     dest = tmp_path / "cache" / "model.bin"
     with pytest.raises(ModelError, match=r"bad.bin: sha256 .* is not the pinned"):
-        models._download([bad.as_uri()], dest, digest, "test", timeout=5)
+        models.download_checked([bad.as_uri()], dest, digest, "test", timeout=5)
     assert not dest.exists() and list(dest.parent.iterdir()) == []
-    assert models._download([bad.as_uri(), good.as_uri()], dest, digest, "test", timeout=5) == dest
+    assert models.download_checked([bad.as_uri(), good.as_uri()], dest, digest, "test", timeout=5) == dest
     assert dest.read_bytes() == b"the pinned model"
     assert [p.name for p in dest.parent.iterdir()] == ["model.bin"]

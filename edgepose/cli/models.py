@@ -20,7 +20,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from edgepose import models
+    from edgepose import models, registry
 
     for name in args.download or []:
         if name not in models.KNOWN_MODELS:
@@ -28,7 +28,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         found = models.find_local(models.KNOWN_MODELS[name])
         path = found[1] if found else models.fetch(models.KNOWN_MODELS[name])
         print(f"{name}: {path}")
-    rows = models.status()
+    rows = registry.status()
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
