@@ -20,3 +20,11 @@ class BackendError(EdgeposeError):
 class UsageError(EdgeposeError, RuntimeError):
     """An object used in a way it cannot be: a closed Pipeline, or one Pipeline from two
     threads at once."""
+
+
+class SourceLost(InputError):
+    """A live source (camera, stream) that ended, failed or stalled after it opened. The
+    command exits with ``exit_code`` (3) so a service manager or script can tell it from
+    bad input (1) and start it again."""
+
+    exit_code = 3

@@ -8,20 +8,25 @@ import time
 
 
 def run_frames(source, pipe, sinks, stats, *, layout: str = "blazepose", overlay: bool = False,
-               verbose: bool = False, progress=None) -> None:
+               verbose: bool = False, progress=None, stop=None, on_frame=None) -> str:
     """The frame loop: read a frame, find poses, draw them once if a sink shows images,
-    hand frame, result and drawing to every sink, time it all into ``stats`` (a Profiler).
-    Ends with the source, or when a sink was stopped (q or Esc in a window)."""
+    hand frame, result and drawing to every sink, time it all into ``stats`` (a Profiler),
+    then call ``on_frame()`` (a heartbeat: systemd's watchdog). Returns why it ended:
+    "source" (the source ended), "sink" (a sink was stopped: q or Esc in a window) or
+    "stop" (``stop.is_set()``, e.g. ``stopping.StopSignals``: checked between frames, so
+    every frame read is processed and handed to every sink)."""
     from edgepose.draw import draw_overlay, draw_poses
     from edgepose.quiet import native_stderr_quiet
 
     render = any(sink.wants_canvas for sink in sinks)
     frames = iter(source)
     while True:
+        if stop is not None and stop.is_set():
+            return "stop"
         t0 = time.perf_counter_ns()
         frame = next(frames, None)
         if frame is None:
-            return
+            return "stop" if stop is not None and stop.is_set() else "source"
         decode_ms = (time.perf_counter_ns() - t0) / 1e6
         # MediaPipe starts its graph (and prints) on the first frame
         with native_stderr_quiet(stats.frames == 0 and not verbose):
@@ -40,5 +45,7 @@ def run_frames(source, pipe, sinks, stats, *, layout: str = "blazepose", overlay
                   tuple(p.track_id for p in result.poses))
         if progress is not None:
             progress.update(1)
+        if on_frame is not None:
+            on_frame()
         if any(sink.stopped for sink in sinks):
-            return
+            return "sink"

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             return args.func(args)
     except EdgeposeError as exc:
         print(f"edgepose: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return getattr(exc, "exit_code", EXIT_ERROR)
     except KeyboardInterrupt:
         print("edgepose: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from edgepose.cli.options import HelpFormatter, add_option_flags, options_from_args
 from edgepose.errors import InputError
+from edgepose.stopping import StopSignals
 
 EXIT_ERROR = 1
 
@@ -81,26 +82,20 @@ def cmd_batch(args: argparse.Namespace) -> int:
         raise InputError("--address joins a Ray cluster: add --engine ray")
     options = options_from_args(args)
     progress = _Progress()
-    stops: list[int] = []
-
-    def stop(signum, frame):
-        stops.append(signum)
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        summary = run_batch(args.inputs, args.out, options, fmt=args.format, engine=args.engine,
-                            workers=args.workers, address=args.address, verbose=args.verbose,
-                            on_start=progress.start, on_record=progress.record,
-                            on_frames=progress.add_frames)
-    except KeyboardInterrupt:
-        progress.close()
-        print(f"edgepose: stopped; every video finished is in {Path(args.out) / MANIFEST}: "
-              "run the same command again to do the rest", file=sys.stderr)
-        return 128 + (stops[0] if stops else signal.SIGINT)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        progress.close()
+    # SIGTERM (and Ctrl-C) raise KeyboardInterrupt wherever the parent waits on its workers
+    with StopSignals(("SIGTERM", "SIGINT"), interrupt=True) as stop:
+        try:
+            summary = run_batch(args.inputs, args.out, options, fmt=args.format, engine=args.engine,
+                                workers=args.workers, address=args.address, verbose=args.verbose,
+                                on_start=progress.start, on_record=progress.record,
+                                on_frames=progress.add_frames)
+        except KeyboardInterrupt:
+            progress.close()
+            print(f"edgepose: stopped; every video finished is in {Path(args.out) / MANIFEST}: "
+                  "run the same command again to do the rest", file=sys.stderr)
+            return 128 + (stop.signum or signal.SIGINT)
+        finally:
+            progress.close()
     print_summary(sys.stdout, summary)
     if summary.failed:
         ran = summary.done + len(summary.failed)

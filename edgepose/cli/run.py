@@ -9,12 +9,20 @@ import sys
 
 from edgepose import __version__
 from edgepose.cli.options import HelpFormatter, add_option_flags, options_from_args
-from edgepose.errors import InputError
+from edgepose.errors import InputError, SourceLost
 from edgepose.frameloop import run_frames
+from edgepose.systemd import Watchdog, notify
 
 DEMO_OUT = "edgepose_demo.jpg"
 CLI_STAGES = ("decode", "render")  # stages of this loop, not of the pipeline
+LIVE_KINDS = ("camera", "stream")
+STALL_TIMEOUT_S = 10.0
+# Exit codes: 0 the source ended (a file, a folder) or a stop was asked for (SIGTERM,
+# SIGINT, SIGHUP, q); 1 bad input or a problem found (a truncated video); 2 a usage
+# error (argparse); 3 a live source lost (it ended, failed or stalled); 130 a second
+# signal forced the stop.
 EXIT_ERROR = 1
+EXIT_FORCED = 130
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -34,6 +42,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                          help="skeleton drawn on --out/--show")
     outputs.add_argument("--overlay", action="store_true",
                          help="draw rolling FPS and per-stage ms on --out/--show frames")
+    live = run.add_argument_group("live sources (camera, stream)")
+    live.add_argument("--stall-timeout", type=_seconds, default=STALL_TIMEOUT_S, metavar="SECONDS",
+                      help="a camera or stream that sends no frame for this long counts as "
+                           "lost: the run ends with exit code 3 (a service manager restarts it)")
     add_option_flags(run)
     run.set_defaults(func=cmd_run)
     return run
@@ -43,10 +55,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from edgepose import Pipeline
+    from edgepose.demo import NoDemoPhoto, demo_photo
     from edgepose.profiler import Profiler
     from edgepose.quiet import native_stderr_quiet
-    from edgepose.demo import NoDemoPhoto, demo_photo
-    from edgepose.sources import open_source
+    from edgepose.sources import StallGuard, open_source
+    from edgepose.stopping import StopSignals
 
     spec, out_path = args.source, args.out
     if spec is None:
@@ -58,9 +71,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         out_path = out_path or DEMO_OUT
         print(f"edgepose: no source given, running on {demo}", file=sys.stderr)
 
-    with contextlib.ExitStack() as stack:
-        # everything opened is closed however the run ends (error, q, Ctrl-C)
+    with StopSignals() as stop, contextlib.ExitStack() as stack:
+        # everything opened is closed however the run ends (error, q, a signal)
         source = open_source(spec)
+        if source.kind in LIVE_KINDS:  # a read that blocks must not hold the run for ever
+            source = StallGuard(source, args.stall_timeout, stop)
         stack.callback(source.close)
         opts = options_from_args(args, static_image_mode=source.kind == "image")
         with native_stderr_quiet(not args.verbose):
@@ -68,37 +83,73 @@ def cmd_run(args: argparse.Namespace) -> int:
         stack.callback(pipe.close)
         mode = "image" if opts.static_image_mode else "video"
         sinks = [stack.enter_context(sink) for sink in open_sinks(args, out_path, source, mode)]
-        stop_on_signals()
         report = sys.stderr if args.json == "-" else sys.stdout
         stats = Profiler()
         bar = stack.enter_context(tqdm(total=source.total, unit="frame", file=sys.stderr,
                                        disable=None if source.total else True, leave=False))
         try:
-            run_frames(source, pipe, sinks, stats, layout=args.layout, overlay=args.overlay,
-                       verbose=args.verbose, progress=bar)
-        except KeyboardInterrupt:
-            print("edgepose: interrupted", file=sys.stderr)
+            ended = run_frames(source, pipe, sinks, stats, layout=args.layout, overlay=args.overlay,
+                               verbose=args.verbose, progress=bar, stop=stop,
+                               on_frame=_heartbeat(stats))
+        except KeyboardInterrupt:  # a second signal: the frame in hand may be half written
+            ended = "forced"
+        lost = _lost(source, ended)
+        notify(STOPPING=1, STATUS=f"{stats.frames} frame(s); " + (lost or f"ended: {ended}"))
+        if stats.frames == 0 and ended in ("stop", "forced") or lost and stats.frames == 0:
+            for sink in sinks:  # nothing to keep: an earlier --json file stays as it was
+                getattr(sink, "discard", lambda: None)()
+        if lost and stats.frames == 0:
+            raise SourceLost(lost)
 
-    print_summary(report, source, pipe, stats, sinks)
-    problems = source.warnings()
+    if stats.frames or ended == "source":
+        print_summary(report, source, pipe, stats, sinks)
+    if ended in ("stop", "forced"):
+        how = f"by {stop.name}" if stop.name else "on request"
+        print(f"edgepose: interrupted {how}: stopped after {stats.frames} frame(s)"
+              + (", forced by a second signal" if ended == "forced" else ""), file=sys.stderr)
+    # a stop leaves a video unfinished on purpose: not a sign of a truncated file
+    problems = source.warnings() if ended in ("source", "sink") or source.kind == "image" else []
     for line in problems:
         print(f"edgepose: warning: {line}", file=sys.stderr)
+    if lost:
+        print(f"edgepose: error: {lost}", file=sys.stderr)
+        return SourceLost.exit_code
+    if ended == "forced":
+        return EXIT_FORCED
     return EXIT_ERROR if problems else 0
 
 
-def stop_on_signals() -> None:
-    """SIGTERM (systemd stop, kill) and SIGHUP end a run as Ctrl-C does: the frames done
-    are summarised, and a --json file holds them, complete."""
-    import signal
-    import threading
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text}: give a number of seconds above 0")
+    return value
 
-    def stop(signum, frame):
-        raise KeyboardInterrupt
 
-    if threading.current_thread() is threading.main_thread():
-        for name in ("SIGTERM", "SIGHUP"):
-            if hasattr(signal, name):
-                signal.signal(getattr(signal, name), stop)
+def _lost(source, ended: str) -> str | None:
+    """The line that says a live source was lost and what to do, None when it was not."""
+    if ended != "source" or source.kind not in LIVE_KINDS:
+        return None
+    what = getattr(source, "lost", None) or f"the {source.kind} ended"
+    check = "the camera (is it connected?)" if source.kind == "camera" else "the stream's server and the network"
+    return f"{source.name}: {what}; check {check}, then run again (the systemd unit restarts it)"
+
+
+def _heartbeat(stats):
+    """Called after each frame: READY=1 to systemd after the first, then watchdog pings
+    with a STATUS line (no-ops outside systemd)."""
+    watchdog = Watchdog()
+
+    def status() -> str:
+        fps = stats.rolling_fps
+        return f"{stats.frames} frame(s)" + (f", {fps:.1f} FPS" if fps else "")
+
+    def beat() -> None:
+        if stats.frames == 1:
+            notify(READY=1, STATUS=status())
+        watchdog.ping(status)
+
+    return beat
 
 
 def open_sinks(args: argparse.Namespace, out_path: str | None, source, mode: str | None = None):
