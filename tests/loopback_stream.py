@@ -6,6 +6,8 @@ only. After ``frames`` frames it ends the way it is told to:
 - ``die``: resets the connection (RST, as when the server process is killed);
 - ``stall``: keeps the connection open and sends nothing more;
 - ``garbage``: sends random bytes instead of frames;
+- ``trickle``: starts one more frame, then sends a byte every half second, for ever (the
+  connection never goes quiet long enough for OpenCV's read timeout: its read blocks);
 - ``loop``: never ends (the frames again and again).
 
 Use as a context manager; ``url`` is the stream's address."""
@@ -21,7 +23,7 @@ import time
 import numpy as np
 
 BOUNDARY = b"edgeposeframe"
-ENDINGS = ("close", "die", "stall", "garbage", "loop")
+ENDINGS = ("close", "die", "stall", "garbage", "trickle", "loop")
 
 
 class LoopbackStream:
@@ -46,7 +48,7 @@ class LoopbackStream:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/stream.mjpg"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "LoopbackStream":
+    def __enter__(self):
         self._thread.start()
         return self
 
@@ -92,6 +94,17 @@ class LoopbackStream:
         elif self.ending == "stall":
             self.finished.set()
             self._release.wait()
+        elif self.ending == "trickle":
+            jpeg = self.jpegs[0]
+            out.write(b"--" + BOUNDARY + b"\r\nContent-Type: image/jpeg\r\n"
+                      + f"Content-Length: {len(jpeg)}\r\n\r\n".encode())
+            out.flush()
+            self.finished.set()
+            for byte in jpeg:
+                if self._release.wait(0.5):
+                    break
+                out.write(bytes([byte]))
+                out.flush()
         elif self.ending == "garbage":
             rng = np.random.default_rng(0)
             self.finished.set()

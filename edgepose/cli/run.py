@@ -58,7 +58,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edgepose.demo import NoDemoPhoto, demo_photo
     from edgepose.profiler import Profiler
     from edgepose.quiet import native_stderr_quiet
-    from edgepose.sources import StallGuard, open_source
+    from edgepose.sources import open_source
+    from edgepose.stall import StallGuard
     from edgepose.stopping import StopSignals
 
     spec, out_path = args.source, args.out

@@ -1,0 +1,92 @@
+"""Reading a live source (camera, stream) so that a read that blocks cannot hold a run
+for ever: ``edgepose run`` wraps a camera or stream in :class:`StallGuard`, and ends with
+exit code 3 (``errors.SourceLost``) when it reports the source ``lost``."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+
+from edgepose.sources import Frame, Source
+
+log = logging.getLogger(__name__)
+
+
+class StallGuard(Source):
+    """A live source (camera, stream) read on its own thread, one frame ahead, so that a
+    read that blocks (an RTSP server gone quiet, a camera unplugged) cannot hold the
+    caller: iterating ends when no frame came for ``timeout`` seconds, with ``lost`` saying
+    so, as it ends when the source ends (``lost`` says that too). Ends at once when
+    ``stop`` (anything with ``is_set()``) is set. An error of the source is raised to the
+    caller when no frame came before it; after frames it ends the iteration, in ``lost``."""
+
+    POLL_S = 0.05
+
+    def __init__(self, source: Source, timeout: float, stop=None) -> None:
+        self.source, self.timeout, self.stop = source, timeout, stop
+        self.kind, self.name, self.total, self.fps = source.kind, source.name, source.total, source.fps
+        self.lost: str | None = None
+        self.read = 0
+        self._frames: queue.Queue = queue.Queue(maxsize=1)
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._reader, name="edgepose-reader", daemon=True)
+
+    def _reader(self) -> None:
+        def hand_over(item) -> bool:
+            while not self._closing.is_set():
+                try:
+                    self._frames.put(item, timeout=self.POLL_S)
+                    return True
+                except queue.Full:
+                    pass
+            return False
+
+        try:
+            for frame in self.source:
+                if not hand_over(("frame", frame)):
+                    return
+            hand_over(("end", None))
+        except Exception as exc:  # noqa: BLE001 (any failure of the source goes to the caller)
+            hand_over(("error", exc))
+
+    def __iter__(self) -> Iterator[Frame]:
+        if not self._thread.is_alive() and not self._closing.is_set():
+            self._thread.start()
+        while True:
+            deadline = time.monotonic() + self.timeout
+            while True:
+                if self.stop is not None and self.stop.is_set():
+                    return
+                try:
+                    what, item = self._frames.get(timeout=self.POLL_S)
+                    break
+                except queue.Empty:
+                    if time.monotonic() >= deadline:
+                        self.lost = (f"no frame for {self.timeout:g} s after {self.read} frame(s): "
+                                     f"the {self.kind} stalled")
+                        return
+            if what == "frame":
+                self.read += 1
+                yield item
+            elif what == "end":
+                self.lost = f"the {self.kind} ended after {self.read} frame(s)"
+                return
+            else:
+                if not self.read:
+                    raise item
+                self.lost = f"the {self.kind} failed after {self.read} frame(s): {item}"
+                return
+
+    def close(self) -> None:
+        """Stop the reader; close the source once the reader let go of it (a read still
+        blocked after a second is left to end with the process)."""
+        self._closing.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=1.0)
+        if self._thread.is_alive():
+            log.info("%s: a read is still blocked; the source is left open", self.name)
+            return
+        self.source.close()
