@@ -6,7 +6,7 @@ from __future__ import annotations
 import glob
 import os
 import time
-from collections import defaultdict, deque
+from collections import deque
 
 import numpy as np
 
@@ -50,15 +50,45 @@ def latency_stats(values_ms) -> dict:
     }
 
 
+class StageWindow:
+    """The times of one stage over the last ``size`` frames (a float32 ring that grows as
+    needed up to ``size``): the statistics of a run of any length in bounded memory (a
+    kiosk runs for weeks). Exact for runs of at most ``size`` frames."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.count = 0
+        self._data = np.zeros(min(size, 1024), np.float32)
+
+    def append(self, value: float, times: int = 1) -> None:
+        for _ in range(min(times, self.size)):
+            if self.count < self.size and self.count == len(self._data):  # grow: double
+                more = min(len(self._data), self.size - self.count)
+                self._data = np.concatenate([self._data, np.zeros(more, np.float32)])
+            self._data[self.count % self.size] = value
+            self.count += 1
+        self.count += max(0, times - self.size)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def values(self) -> np.ndarray:
+        return self._data[:min(self.count, self.size)]
+
+
 class Profiler:
     """Per-frame stage times, rolling FPS, and process CPU% / RSS over a run.
 
     ``add`` costs a few microseconds per frame; process figures are sampled at most once
-    per ``sample_every_s`` (psutil, when installed).
+    per ``sample_every_s`` (psutil, when installed). Memory stays bounded however long the
+    run: stage statistics cover the last ``window_frames`` frames, CPU is a running mean
+    and RSS a running maximum.
     """
 
-    def __init__(self, rolling_frames: int = 30, sample_every_s: float = 1.0) -> None:
-        self.stages: dict[str, list[float]] = defaultdict(list)
+    def __init__(self, rolling_frames: int = 30, sample_every_s: float = 1.0,
+                 window_frames: int = 100_000) -> None:
+        self.window_frames = window_frames
+        self.stages: dict[str, StageWindow] = {}
         self.frames = 0
         self.people = 0
         self.detector_frames = 0
@@ -68,17 +98,21 @@ class Profiler:
         self.wall_s = 0.0
         self._sample_every_s = sample_every_s
         self._next_sample = 0.0
-        self.cpu_percent: list[float] = []
-        self.rss_mb: list[float] = []
+        self._cpu_sum, self._cpu_samples = 0.0, 0
+        self._rss_max: float | None = None
         self._process = _psutil_process()
 
     def add(self, stages_ms: dict[str, float], poses: int = 0, detector_ran: bool = False,
             track_ids: tuple[int, ...] = ()) -> None:
         n = self.frames
+        for name, values in self.stages.items():
+            if name not in stages_ms:
+                values.append(0.0)  # stages a frame skipped count as 0
         for name, ms in stages_ms.items():
-            values = self.stages[name]
-            if len(values) < n:
-                values.extend([0.0] * (n - len(values)))  # stages a frame skipped count as 0
+            values = self.stages.get(name)
+            if values is None:
+                values = self.stages[name] = StageWindow(self.window_frames)
+                values.append(0.0, times=n)  # the frames before it skipped it
             values.append(ms)
         self.frames += 1
         self.people += poses
@@ -92,8 +126,10 @@ class Profiler:
             # the first cpu_percent() call only starts psutil's interval
             cpu = self._process.cpu_percent()
             if self.frames > 1:
-                self.cpu_percent.append(cpu)
-            self.rss_mb.append(self._process.memory_info().rss / 2**20)
+                self._cpu_sum += cpu
+                self._cpu_samples += 1
+            rss = self._process.memory_info().rss / 2**20
+            self._rss_max = rss if self._rss_max is None else max(self._rss_max, rss)
 
     @property
     def rolling_fps(self) -> float | None:
@@ -105,8 +141,7 @@ class Profiler:
     def stage_stats(self) -> dict[str, dict]:
         out = {}
         for name, values in self.stages.items():
-            padded = values + [0.0] * (self.frames - len(values))
-            out[name] = latency_stats(padded)
+            out[name] = latency_stats(values.values())
         return out
 
     def summary(self) -> dict:
@@ -119,8 +154,8 @@ class Profiler:
             "fps": round(self.frames / self.wall_s, 2) if self.wall_s > 0 else None,
             "stages_ms": self.stage_stats(),
             "process": {
-                "cpu_percent_mean": round(float(np.mean(self.cpu_percent)), 1) if self.cpu_percent else None,
-                "rss_mb_max": round(max(self.rss_mb), 1) if self.rss_mb else None,
+                "cpu_percent_mean": round(self._cpu_sum / self._cpu_samples, 1) if self._cpu_samples else None,
+                "rss_mb_max": round(self._rss_max, 1) if self._rss_max is not None else None,
             },
         }
 
