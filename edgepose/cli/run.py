@@ -52,6 +52,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from edgepose.stopping import StopSignals
+
+    # from the start (a stop while the model loads) to the last line of the summary
+    with StopSignals() as stop:
+        return _run(args, stop)
+
+
+def _run(args: argparse.Namespace, stop) -> int:
     from tqdm import tqdm
 
     from edgepose import Pipeline
@@ -60,7 +68,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edgepose.quiet import native_stderr_quiet
     from edgepose.sources import open_source
     from edgepose.stall import StallGuard
-    from edgepose.stopping import StopSignals
 
     spec, out_path = args.source, args.out
     if spec is None:
@@ -72,7 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         out_path = out_path or DEMO_OUT
         print(f"edgepose: no source given, running on {demo}", file=sys.stderr)
 
-    with StopSignals() as stop, contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as stack:
         # everything opened is closed however the run ends (error, q, a signal)
         source = open_source(spec)
         if source.kind in LIVE_KINDS:  # a read that blocks must not hold the run for ever
