@@ -1,6 +1,7 @@
 """Reading a live source (camera, stream) so that a read that blocks cannot hold a run
 for ever: ``edgepose run`` wraps a camera or stream in :class:`StallGuard`, and ends with
-exit code 3 (``errors.SourceLost``) when it reports the source ``lost``."""
+exit code 3 (``errors.SourceLost``) when it reports the source ``lost``. A video file
+named by a URL that is read to its end is not lost."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
+
+import cv2
 
 from edgepose.sources import Frame, Source
 
@@ -72,13 +75,24 @@ class StallGuard(Source):
                 self.read += 1
                 yield item
             elif what == "end":
-                self.lost = f"the {self.kind} ended after {self.read} frame(s)"
+                if not self._whole_file():
+                    self.lost = f"the {self.kind} ended after {self.read} frame(s)"
                 return
             else:
                 if not self.read:
                     raise item
                 self.lost = f"the {self.kind} failed after {self.read} frame(s): {item}"
                 return
+
+    def _whole_file(self) -> bool:
+        """True when a URL named a video file (http://host/clip.mp4) and every frame its
+        container announced was read: that end is the file's, not a lost stream's."""
+        cap = getattr(self.source, "cap", None)
+        try:
+            count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap is not None else 0
+        except (cv2.error, OverflowError, ValueError):
+            return False
+        return 0 < count and self.read >= count - 1
 
     def close(self) -> None:
         """Stop the reader; close the source once the reader let go of it (a read still

@@ -136,9 +136,9 @@ def _seconds(text: str) -> float:
 
 def _lost(source, ended: str) -> str | None:
     """The line that says a live source was lost and what to do, None when it was not."""
-    if ended != "source" or source.kind not in LIVE_KINDS:
+    what = getattr(source, "lost", None)  # StallGuard's; None for a URL's whole video file
+    if ended != "source" or source.kind not in LIVE_KINDS or not what:
         return None
-    what = getattr(source, "lost", None) or f"the {source.kind} ended"
     check = "the camera (is it connected?)" if source.kind == "camera" else "the stream's server and the network"
     return f"{source.name}: {what}; check {check}, then run again (the systemd unit restarts it)"
 
