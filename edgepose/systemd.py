@@ -15,7 +15,12 @@ a no-op that returns False.
     notify(STOPPING=1)
 
 Ping from the loop that does the work, after each unit of work, never from a timer
-thread: a loop that hangs must stop pinging so that systemd restarts it.
+thread: a loop that hangs must stop pinging so that systemd restarts it. A service that
+is meant to outlive a lost camera (``edgepose serve`` reopens it) pings from each turn of
+its loop, also the turns that wait for the camera with a timeout; ``edgepose run`` ends
+on a lost camera by itself (exit code 3) and pings only after frames. ``READY=1`` when
+the service does what it is for: ``run`` after its first frame, ``serve`` once it
+listens.
 """
 
 from __future__ import annotations
