@@ -32,8 +32,8 @@ from loopback_stream import LoopbackStream, street_jpegs
 
 from edgepose.errors import InputError
 from edgepose.sources import Frame, Source
-from edgepose.stall import StallGuard
 from edgepose.stopping import StopSignals
+from edgepose.unattended import StallGuard
 
 CLIP_FRAMES = 100
 SIZE = (320, 180)
@@ -228,6 +228,37 @@ def test_stall_guard_raises_an_error_before_the_first_frame_and_reports_one_afte
     guard = StallGuard(Blocking(frames=2, error=RuntimeError("camera unplugged")), timeout=5)
     assert len(list(guard)) == 2
     assert guard.lost == "the stream failed after 2 frame(s): camera unplugged"
+
+
+def test_a_killed_live_run_keeps_every_line_and_restarts_add_to_the_file(jpegs, tmp_path, notify_socket):
+    """For a camera or stream, --json is appended to a line at a time: a run killed
+    outright (the watchdog's SIGABRT, SIGKILL, power) keeps what it wrote, a line it cut
+    short is removed at the next start, and a service's restarts add to one file (it
+    used to be a hidden temporary file, lost on a kill and replaced on each restart)."""
+    poses = tmp_path / "poses.jsonl"
+    with LoopbackStream(jpegs, 0, "loop") as stream:
+        proc = start([stream.url, "--json", poses], env={"NOTIFY_SOCKET": notify_socket.name,
+                                                          "WATCHDOG_USEC": "100000"})
+        try:
+            done = frames_done(notify_socket.wait_for(lambda f: frames_done(f) >= 5, proc=proc))
+            proc.kill()
+            proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+    lines = poses.read_text().splitlines()
+    whole = [json.loads(line) for line in lines[:-1]]  # the last one may be cut short
+    assert [r["frame"] for r in whole] == list(range(len(whole))) and len(lines) >= done
+    with poses.open("a") as file:
+        file.write('{"source": "cut short by a ki')  # as a kill mid-line leaves it
+    with LoopbackStream(jpegs, 6, "close") as stream:
+        proc = start([stream.url, "--json", poses])
+        stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 3, stderr
+    records = [json.loads(line) for line in poses.read_text().splitlines()]  # whole lines only
+    frames = [r["frame"] for r in records]
+    restart = len(frames) - 6
+    assert restart >= len(whole) and frames[restart:] == list(range(6))
+    assert frames[:restart] == list(range(restart)) and f"wrote: {poses}" in stdout
 
 
 # -- signals ------------------------------------------------------------------------------

@@ -67,7 +67,7 @@ def _run(args: argparse.Namespace, stop) -> int:
     from edgepose.profiler import Profiler
     from edgepose.quiet import native_stderr_quiet
     from edgepose.sources import open_source
-    from edgepose.stall import StallGuard
+    from edgepose.unattended import StallGuard
 
     spec, out_path = args.source, args.out
     if spec is None:
@@ -163,7 +163,9 @@ def _heartbeat(stats):
 def open_sinks(args: argparse.Namespace, out_path: str | None, source, mode: str | None = None):
     """The sinks the flags ask for, in order --out, --show, --json (a generator: each is
     handed to the caller, who closes it, before the next is opened). ``mode``: "image" or
-    "video", written into each JSON record."""
+    "video", written into each JSON record. For a camera or stream, --json FILE is
+    appended to a line at a time (restarts of a service add to it; a kill loses nothing
+    written); for a fixed set of frames it is replaced when the run ends."""
     from edgepose import sinks
 
     if out_path:
@@ -172,7 +174,11 @@ def open_sinks(args: argparse.Namespace, out_path: str | None, source, mode: str
         if not sinks.display_available():
             raise InputError("--show needs a display (DISPLAY is not set): use --out to save frames")
         yield sinks.WindowSink(f"edgepose: {source.name}")
-    if args.json:
+    if args.json and args.json != "-" and source.kind in LIVE_KINDS:
+        from edgepose.unattended import AppendingJsonLines
+
+        yield AppendingJsonLines(args.json, source.name, mode)  # a service's restarts add up
+    elif args.json:
         yield sinks.JsonLinesSink(sys.stdout if args.json == "-" else args.json, source.name, mode)
 
 

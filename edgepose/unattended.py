@@ -1,18 +1,26 @@
-"""Reading a live source (camera, stream) so that a read that blocks cannot hold a run
-for ever: ``edgepose run`` wraps a camera or stream in :class:`StallGuard`, and ends with
-exit code 3 (``errors.SourceLost``) when it reports the source ``lost``. A video file
-named by a URL that is read to its end is not lost."""
+"""What lets ``edgepose run`` on a live source (camera, stream) go on unattended:
+
+- :class:`StallGuard`: the source is read on its own thread, so a read that blocks cannot
+  hold the run for ever; the run ends with exit code 3 (``errors.SourceLost``) when it
+  reports the source ``lost`` (a video file named by a URL read to its end is not lost);
+- :class:`AppendingJsonLines`: ``--json`` appended to a line at a time, so the restarts of
+  a service add to one file and a run killed outright (the watchdog, SIGKILL, power)
+  keeps every line it wrote.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import cv2
 
+from edgepose.sinks import JsonLinesSink, make_folder
 from edgepose.sources import Frame, Source
 
 log = logging.getLogger(__name__)
@@ -104,3 +112,54 @@ class StallGuard(Source):
             log.info("%s: a read is still blocked; the source is left open", self.name)
             return
         self.source.close()
+
+
+class AppendingJsonLines(JsonLinesSink):
+    """JSON Lines appended to ``path`` (made with its folders when missing), each line
+    flushed as it is written. A last line cut short by an earlier run that was killed is
+    removed first, so the file holds whole lines only. Each run starts again at frame 0."""
+
+    TAIL = 1 << 20  # a line longer than this is not looked for
+
+    def __init__(self, path: str | os.PathLike, source_name: str, mode: str | None = None) -> None:
+        path = Path(path)
+        make_folder(path.parent, path)
+        try:
+            self._cut_partial_line(path)
+            stream = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 (closed by close())
+        except OSError as exc:
+            raise self._error_for(path, exc) from None
+        super().__init__(stream, source_name, mode)
+        self.path = path
+
+    @classmethod
+    def _cut_partial_line(cls, path: Path) -> None:
+        if not path.is_file():
+            return
+        with open(path, "rb+") as file:
+            size = file.seek(0, os.SEEK_END)
+            start = max(0, size - cls.TAIL)
+            file.seek(start)
+            tail = file.read()
+            if not tail or tail.endswith(b"\n"):
+                return
+            end = tail.rfind(b"\n")
+            if end >= 0:
+                file.truncate(start + end + 1)
+            elif start == 0:
+                file.truncate(0)
+
+    @staticmethod
+    def _error_for(path: Path, exc: OSError):
+        from edgepose.errors import InputError
+
+        return InputError(f"could not write {path}: {exc.strerror or exc}")
+
+    def close(self) -> None:
+        stream = self._file
+        super().close()  # flushes
+        if stream is not None:
+            stream.close()
+
+    def discard(self) -> None:  # what was appended stays: it is whole lines
+        self.close()
