@@ -103,11 +103,11 @@ def _run(args: argparse.Namespace, stop) -> int:
             ended = "forced"
         lost = _lost(source, ended)
         notify(STOPPING=1, STATUS=f"{stats.frames} frame(s); " + (lost or f"ended: {ended}"))
-        if stats.frames == 0 and ended in ("stop", "forced") or lost and stats.frames == 0:
+        if stats.frames == 0 and (lost or ended in ("stop", "forced")):
             for sink in sinks:  # nothing to keep: an earlier --json file stays as it was
                 getattr(sink, "discard", lambda: None)()
-        if lost and stats.frames == 0:
-            raise SourceLost(lost)
+            if lost:
+                raise SourceLost(lost)
 
     if stats.frames or ended == "source":
         print_summary(report, source, pipe, stats, sinks)
