@@ -256,7 +256,7 @@ def decode(output: np.ndarray, to_image: np.ndarray, input_size: tuple[int, int]
     output: the model's (1, h, w, 57) or (1, 57, h, w). to_image: (2, 3) affine from input
     pixels to image pixels. input_size: the model input (width, height).
     Returns keypoints (N, 18, 3) x, y, score in COCO-18 order (a missing part: score 0, x, y
-    the mean of the person's found parts) and scores (N,) in [0, 1] (half the mean score per
+    those of its nearest found ancestor in the limb tree) and scores (N,) in [0, 1] (half the mean score per
     part of :func:`assemble`: a part's peak and a connection's PAF score are each at most
     about 1), both float32, best first."""
     heatmaps, pafs = split(output)
@@ -270,9 +270,20 @@ def decode(output: np.ndarray, to_image: np.ndarray, input_size: tuple[int, int]
     kps = np.where(found[..., None], peaks[np.maximum(people, 0), :3], 0.0).astype(np.float32)
     if len(kps):
         kps[..., :2] = apply_transform(kps[..., :2].reshape(-1, 2), to_image).reshape(len(kps), NUM_PARTS, 2)
-        centre = (kps[..., :2] * found[..., None]).sum(axis=1) / found.sum(axis=1, keepdims=True)
-        kps[..., :2] = np.where(found[..., None], kps[..., :2], centre[:, None, :])
+        _place_missing(kps, found)
     return kps, np.minimum(scores / 2, 1.0).astype(np.float32)
+
+
+def _place_missing(kps: np.ndarray, found: np.ndarray) -> None:
+    """Give each missing part (score 0) the position of its nearest found ancestor in the
+    limb tree (a missing wrist sits on its elbow), the neck the mean of the found parts:
+    never (0, 0), so a person's box and an OKS of its found joints stay sound."""
+    centre = (kps[..., :2] * found[..., None]).sum(axis=1) / found.sum(axis=1, keepdims=True)
+    neck = _P["neck"]
+    kps[~found[:, neck], neck, :2] = centre[~found[:, neck]]
+    for parent, child, _, _ in LIMBS[:TREE_LIMBS]:  # parents come before their children
+        missing = ~found[:, child]
+        kps[missing, child, :2] = kps[missing, parent, :2]
 
 
 def to_coco17(keypoints: np.ndarray) -> np.ndarray:
