@@ -171,6 +171,43 @@ def test_greedy_matching_uses_each_part_once_best_first():
     assert paf.match(np.full((2, 2), -np.inf, np.float32)) == []
 
 
+# -- the estimator on a model file whose output is placed people -------------------------------------
+def test_your_own_paf_model_runs_through_the_pipeline(tmp_path):
+    """A dynamic-size ONNX model whose output (channels first) holds two placed people:
+    --decoder paf with --input-size finds both at their places in the image (letterbox
+    undone), honours max_people and min_detection_confidence, refuses what it cannot use."""
+    from onnx_models import constant_model
+
+    from edgepose import Pipeline
+    from edgepose.errors import ModelError
+    from edgepose.options import OptionError
+
+    a, b = person(110, 60), person(310, 80)
+    path = constant_model(tmp_path / "paf.onnx", (1, "h", "w", 3), {"out": render([a, b]).transpose(0, 3, 1, 2)})
+    image = np.zeros((2 * INPUT[1], 2 * INPUT[0], 3), np.uint8)  # letterbox scale 2, no border
+    with Pipeline(model=str(path), decoder="paf", input_size="368x432", max_people=5,
+                  static_image_mode=True, threads=1) as pipe:
+        assert pipe.describe()["family"] == "openpose"
+        poses = sorted(pipe.process(image).poses, key=lambda p: p.coco17[0, 0])
+    assert len(poses) == 2
+    for pose, placed in zip(poses, (a, b)):
+        want = np.array([placed[k.name.lower()] for k in CocoKeypoint]) * 2
+        np.testing.assert_allclose(pose.coco17[:, :2], want, atol=5)
+        assert np.all(pose.coco17[:, 3] > 0.5) and 0.3 < pose.score <= 1
+    with Pipeline(model=str(path), decoder="paf", input_size="368x432", max_people=1, static_image_mode=True) as pipe:
+        assert len(pipe.process(image).poses) == 1
+    with Pipeline(model=str(path), decoder="paf", input_size="368x432", min_detection_confidence=0.99,
+                  static_image_mode=True) as pipe:
+        assert pipe.process(image).poses == []
+    with pytest.raises(ModelError, match=r"dynamic size: give it \(--input-size HxW\)"):
+        Pipeline(model=str(path), decoder="paf")
+    with pytest.raises(OptionError, match="keypoint_layout"):
+        Pipeline(model=str(path), decoder="paf", input_size="368x432", keypoint_layout="blazepose33")
+    wrong = constant_model(tmp_path / "wrong.onnx", (1, 368, 432, 3), {"out": np.zeros((1, 46, 54, 19), np.float32)})
+    with pytest.raises(ModelError, match=r"no PAF output: expected \(1, H/8, W/8, 57\)"):
+        Pipeline(model=str(wrong), decoder="paf")
+
+
 # -- the converted model (built by .ci/prepare_models.sh, else converted here) -------------------------
 PB = MODELS / "openpose" / "mobilenet_thin_graph_opt.pb"
 OPENPOSE = registry.FROZEN_GRAPHS["openpose"]
