@@ -125,6 +125,15 @@ def test_a_missing_part_scores_zero_and_sits_on_its_parent():
     np.testing.assert_array_equal(kps[paf.COCO18.index("right_ear"), :2], kps[paf.COCO18.index("right_eye"), :2])
 
 
+def test_without_a_neck_the_arms_join_the_face_through_the_ear_shoulder_limbs():
+    """No neck: the arms and the face start as separate partial people; the redundant
+    ear-shoulder limbs merge them. The legs hang from the neck only: 3 parts each, no person."""
+    a = person(200, 70, neck=None)
+    (kps,), _ = decode([a])
+    upper = {k: v for k, v in a.items() if "hip" not in k and "knee" not in k and "ankle" not in k}
+    assert_is(kps, upper)
+
+
 def test_nothing_or_unconnected_parts_give_no_people():
     empty = np.zeros((1, 46, 54, paf.NUM_CHANNELS), np.float32)
     kps, scores = paf.decode(empty, np.eye(2, 3), INPUT)
