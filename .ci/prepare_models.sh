@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The converter tool environments and the converted models the tests need, so that no test
 # of a shipped feature skips for want of them (TF.js models: MoveNet, NanoDet, CenterNet;
-# the BlazePose landmark model as ONNX). Nothing is downloaded but packages: the models
-# are converted from ../shared/data/models (EDGEPOSE_OFFLINE=1).
+# the BlazePose landmark model as ONNX; OpenPose from its frozen graph). Nothing is
+# downloaded but packages: the models are converted from ../shared/data/models
+# (EDGEPOSE_OFFLINE=1).
 #
 #   bash .ci/prepare_models.sh [tools|models|all] [--env FILE]   # edgepose's venv active
 #
@@ -111,11 +112,11 @@ mapfile -t listing < <("$PYTHON" - "$SHARED/models" <<'EOF'
 import sys
 from pathlib import Path
 
-from edgepose import models
+from edgepose import models, registry
 
 shared = Path(sys.argv[1])
 print("out", models.cache_dir() / "converted")
-for m in models.CONVERTIBLE_MODELS.values():
+for m in registry.CONVERTIBLE_MODELS.values():
     print("src", shared / "tfjs" / m.filename)
     print("src", shared / "tfjs" / m.weights_filename)
     print("want", m.converted(".tflite").name)
@@ -123,6 +124,10 @@ for m in models.CONVERTIBLE_MODELS.values():
 full = models.KNOWN_MODELS["full"].filename
 print("src", shared / full)
 print("want", Path(full).with_suffix(".onnx").name)
+for m in registry.FROZEN_GRAPHS.values():  # OpenPose: a TF1 frozen graph
+    print("src", shared / m.folder / m.filename)
+    print("want", m.converted(".tflite").name)
+    print("want", m.converted(".onnx").name)
 EOF
 )
 converted= sources=() wanted=()
@@ -134,7 +139,7 @@ for line in "${listing[@]}"; do
     esac
 done
 
-code=(converters/*.py edgepose/models.py edgepose/model_metadata.py .ci/prepare_models.sh)
+code=(converters/*.py edgepose/models.py edgepose/registry.py edgepose/model_metadata.py .ci/prepare_models.sh)
 key=$({ echo "tool $tf_key"; sha256sum "${sources[@]}" | cut -d' ' -f1
         for f in "${code[@]}"; do if [[ -f $f ]]; then sha256sum "$f"; fi; done
       } | sha256sum | cut -c1-16)
@@ -171,6 +176,7 @@ convert() {
 # docs/converters.md), and `convert tfjs all` then exits 2.
 convert tfjs all --variant float32 --variant onnx --images "$images"
 convert to-onnx full --images "$images"
+convert tf-graph openpose --images "$images"
 grep -E '^ +(float32|onnx) |^wrote ' "$log" | sed 's/^ */    /' >&2
 for f in "${wanted[@]}"; do
     [[ -f $converted/$f ]] || { say "FAILED: $converted/$f was not written (log: $log)"; exit 1; }

@@ -4,7 +4,8 @@ annotated images and latency per frame on the street video.
 Configurations: top-down with --detector blazepose / nanodet / centernet /
 blazepose+nanodet / blazepose+centernet in front of the
 BlazePose lite / full / heavy landmark models (max_people 10), MoveNet MultiPose
-(bottom-up, max_people 6) and MoveNet Lightning / Thunder (single pose). Accuracy as
+(bottom-up, max_people 6), MoveNet Lightning / Thunder (single pose) and OpenPose
+(bottom-up, part-affinity fields, max_people 10). Accuracy as
 benchmarks/eval_shared.py measures it (static image mode, OKS AP with pycocotools over
 the joints each set shares with the model, people found = annotated people matched by a
 prediction). Latency: video mode on the first --frames frames of the 50 fps street
@@ -19,7 +20,7 @@ frames, 14 people). Give it the ``tests/data`` folder of an mmpose checkout
 from the shared sets and summed with them.
 
 NanoDet, CenterNet and MoveNet must be converted first (``edgepose convert tfjs all``,
-needs the convert-tf extra); configurations whose model is missing are reported as
+needs the convert-tf extra), OpenPose too (``edgepose convert tf-graph openpose``); configurations whose model is missing are reported as
 skipped. Writes benchmarks/results/eval_models.json and a Markdown table next to it.
 
     python benchmarks/eval_models.py [--threads 2] [--frames 100] [--mmpose-data DIR]
@@ -55,6 +56,7 @@ def configs():
             yield f"{detector} + {model}", {"model": model, "detector": detector, "max_people": 10}
     for model, people in MOVENET:
         yield model, {"model": model, "max_people": people}
+    yield "openpose", {"model": "openpose", "max_people": 10}
 
 
 def video_latency(make, frames: int) -> dict:

@@ -3,7 +3,8 @@
 Steps: ``quantize`` (float32 / float16 / int8 variants, calibrated on person crops, each
 verified), ``verify`` (compare any two models, with the accuracy gate), ``to-onnx``
 (TFLite -> ONNX with tf2onnx), ``from-onnx`` (ONNX -> TFLite with onnx2tf) and
-``tfjs`` (TF.js graph model -> SavedModel, TFLite, ONNX) and ``task-bundle`` (MediaPipe .task).
+``tfjs`` (TF.js graph model -> SavedModel, TFLite, ONNX), ``tf-graph`` (a TF1 frozen graph,
+e.g. OpenPose, the same at a fixed input size) and ``task-bundle`` (MediaPipe .task).
 
 A step whose tool is not installed here re-runs itself in that tool's environment
 (``converters.tools``); ``python -m converters.cli STEP ...`` is the same command without
@@ -135,6 +136,10 @@ def add_steps(parser: argparse.ArgumentParser) -> None:
                    help="landmark model: lite, full, heavy or a .tflite path (default: full)")
     b.add_argument("--out", required=True, type=Path, help="the .task file to write")
     b.set_defaults(step=cmd_task_bundle, needs=[])
+
+    from converters import tf_graph_command
+
+    tf_graph_command.add_step(steps)
 
     for step in steps.choices.values():  # `edgepose convert tfjs all -v`
         step.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
@@ -280,7 +285,7 @@ def dispatch(args: argparse.Namespace, argv: list[str] | None) -> int:
     if env_paths:
         os.environ["EDGEPOSE_MODEL_PATH"] = os.pathsep.join(
             filter(None, [os.environ.get("EDGEPOSE_MODEL_PATH"), *env_paths]))
-    if args.converter == "tfjs" and args.images is None:
+    if args.converter in ("tfjs", "tf-graph") and args.images is None:
         args.images, argv = _demo_photo(argv)
     verbose = getattr(args, "verbose", False)
     if not verbose:  # set before a tool is imported, here or in its environment

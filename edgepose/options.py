@@ -23,7 +23,7 @@ GROUPS = {
     "smoothing": "smoothing: One Euro filter in video mode",
 }
 BACKENDS = ("tflite", "mediapipe", "mediapipe-tasks")
-DECODERS = ("heatmap", "simcc", "yolo-pose")
+DECODERS = ("heatmap", "simcc", "yolo-pose", "paf")
 
 
 class OptionError(EdgeposeError, ValueError):
@@ -60,11 +60,12 @@ class Options:
     # -- model -----------------------------------------------------------------------------
     model: str = _field("full", "model",
         "pose model: lite, full, heavy (BlazePose), movenet-lightning, movenet-thunder, "
-        "movenet-multipose (converted first), or a .tflite / .onnx / .task path")
+        "movenet-multipose, openpose (converted first), or a .tflite / .onnx / .task path")
     decoder: str | None = _field(None, "model",
         "run --model (your .onnx / .tflite pose model) with this decoder: heatmap "
         "(SimpleBaseline, HRNet, ViTPose; top-down behind --detector), simcc (RTMPose; "
-        "top-down) or yolo-pose (bottom-up); layouts in docs/model_layouts.md")
+        "top-down), yolo-pose or paf (OpenPose part-affinity fields; both bottom-up); layouts "
+        "in docs/model_layouts.md")
     keypoint_layout: str = _field("coco17", "model",
         "with --decoder: the model's keypoints, coco17 or blazepose33")
     input_size: str | None = _field(None, "model",

