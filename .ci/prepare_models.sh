@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The converter tool environments and the converted models the tests need, so that no test
-# of a shipped feature skips for want of them (TF.js models: MoveNet, NanoDet, CenterNet;
-# the BlazePose landmark model as ONNX). Nothing is downloaded but packages: the models
-# are converted from ../shared/data/models (EDGEPOSE_OFFLINE=1).
+# of a shipped feature skips for want of them (TF.js models: MoveNet, NanoDet, CenterNet,
+# EfficientPose, PoseNet; the BlazePose landmark model as ONNX). Nothing is downloaded but
+# packages: the models are converted from ../shared/data/models (EDGEPOSE_OFFLINE=1).
 #
 #   bash .ci/prepare_models.sh [tools|models|all] [--env FILE]   # edgepose's venv active
 #
@@ -111,11 +111,11 @@ mapfile -t listing < <("$PYTHON" - "$SHARED/models" <<'EOF'
 import sys
 from pathlib import Path
 
-from edgepose import models
+from edgepose import models, registry
 
 shared = Path(sys.argv[1])
 print("out", models.cache_dir() / "converted")
-for m in models.CONVERTIBLE_MODELS.values():
+for m in registry.CONVERTIBLE_MODELS.values():
     print("src", shared / "tfjs" / m.filename)
     print("src", shared / "tfjs" / m.weights_filename)
     print("want", m.converted(".tflite").name)
@@ -134,7 +134,7 @@ for line in "${listing[@]}"; do
     esac
 done
 
-code=(converters/*.py edgepose/models.py edgepose/model_metadata.py .ci/prepare_models.sh)
+code=(converters/*.py edgepose/models.py edgepose/registry.py edgepose/model_metadata.py .ci/prepare_models.sh)
 key=$({ echo "tool $tf_key"; sha256sum "${sources[@]}" | cut -d' ' -f1
         for f in "${code[@]}"; do if [[ -f $f ]]; then sha256sum "$f"; fi; done
       } | sha256sum | cut -c1-16)

@@ -55,6 +55,10 @@ def configs():
             yield f"{detector} + {model}", {"model": model, "detector": detector, "max_people": 10}
     for model, people in MOVENET:
         yield model, {"model": model, "max_people": people}
+    # EfficientPose (MPII-16 heatmaps, top-down) behind the detectors, PoseNet bottom-up
+    for detector in DETECTORS:
+        yield f"{detector} + efficientpose", {"model": "efficientpose", "detector": detector, "max_people": 10}
+    yield "posenet", {"model": "posenet", "max_people": 10}
 
 
 def video_latency(make, frames: int) -> dict:

@@ -318,6 +318,12 @@ def open_estimator(o: Options, threads: int):
 def _estimator_for(model, o: Options):
     from edgepose.estimators import movenet
 
+    # a converted model's metadata names its decoder, layout and normalisation
+    o = o.filled_from((model.metadata or {}).get("options"))
+    if o.decoder == "posenet":
+        from edgepose.estimators.posenet import PoseNetEstimator
+
+        return PoseNetEstimator(model, o)
     if o.decoder == "yolo-pose":
         from edgepose.estimators.yolo_pose import YoloPoseEstimator
 

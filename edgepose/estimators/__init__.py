@@ -138,11 +138,28 @@ def box_estimate(box: tuple[float, float, float, float], pose: Pose) -> Estimate
 
 
 class BottomUp(OnModel):
-    """What the bottom-up estimators share: no crops, no detector."""
+    """What the bottom-up estimators share: no crops, no detector; and one way to find
+    people: the whole frame letterboxed into ``self.input_spec``, the model's outputs
+    ``self._outputs`` (None: all), then ``self.decode(outputs, to_image)``."""
 
     finds_people = True
     builtin_detector = None
     redetect_when_full = False
+    _outputs = None
+
+    def find(self, image: np.ndarray, color: str, clock: StageClock,
+             timestamp_ms: float | None) -> tuple[list[Estimate], bool]:
+        x, to_image = whole_frame_input(image, color, self.input_spec, clock)
+        t = clock.start()
+        out = self.model.run(x, self._outputs)
+        t = clock.stop("landmark", t)
+        found = self.decode(out, to_image)
+        clock.stop("postprocess", t)
+        return found, True
+
+    def decode(self, outputs: list[np.ndarray], to_image: np.ndarray) -> list[Estimate]:
+        """The people in the model's outputs; ``to_image``: input -> image affine."""
+        raise NotImplementedError
 
     def crop_for(self, detector, detection):
         raise NotImplementedError
