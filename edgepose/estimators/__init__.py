@@ -9,7 +9,7 @@ estimator is one of two kinds:
   a crop, :meth:`estimate` finds one person in a crop. BlazePose, heatmap and SimCC
   models, MoveNet single-pose (whose "detector" is the whole frame).
 - **bottom-up** (``finds_people = True``): :meth:`find` finds every person in the whole
-  frame. MoveNet MultiPose, YOLO-pose, the MediaPipe engines.
+  frame. MoveNet MultiPose, YOLO-pose, PoseNet, the MediaPipe engines.
 
 Each returns :class:`Estimate` objects; every family shares the tracker, the duplicate
 rule (:func:`same_body`), the smoother and the result type.
