@@ -180,6 +180,16 @@ def test_unnamed_displacements_are_read_forward_first(tmp_path):
     np.testing.assert_allclose(poses[0].coco17[:, :2], B[:, ::-1], atol=0.01)
 
 
+def test_channels_first_outputs_are_read_too(tmp_path):
+    outputs = [np.ascontiguousarray(np.moveaxis(o, -1, 1)) for o in fields_for([A, B], {(0, C.NOSE): 0.95,
+                                                                                      (1, C.RIGHT_ANKLE): 0.9})]
+    path = own_posenet(tmp_path / "nchw.onnx", outputs)
+    with Pipeline(model=path, decoder="posenet", max_people=5, static_image_mode=True, threads=1) as pipe:
+        poses = pipe.process(np.zeros((385, 385, 3), np.uint8)).poses
+    assert len(poses) == 2
+    np.testing.assert_allclose(poses[1].coco17[:, :2], B[:, ::-1], atol=0.01)
+
+
 def test_a_model_that_is_not_posenet_is_refused_in_one_line(tmp_path):
     heat, offsets, forward, backward = fields_for([A], {(0, C.NOSE): 0.9})
     bad = str(constant_model(tmp_path / "bad.onnx", (1, 385, 385, 3),
