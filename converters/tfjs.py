@@ -183,11 +183,11 @@ def _signature(manifest: dict, kind: str, graph_def) -> list[TensorInfo]:
         dims = spec.get("tensorShape", {}).get("dim", [])
         shape = tuple(int(d.get("size", -1)) for d in dims)
         dtype = as_dtype(_enum(spec.get("dtype", "DT_FLOAT"))).as_numpy_dtype
-        out.append(TensorInfo(_clean_name(key), tensor, np.dtype(dtype).name, shape))
+        out.append(TensorInfo(clean_name(key), tensor, np.dtype(dtype).name, shape))
     if out:
         return sorted(out, key=lambda t: t.name) if kind == "outputs" else out
     if kind == "inputs":
-        return [TensorInfo(_clean_name(n.name), n.name + ":0", _placeholder_dtype(n),
+        return [TensorInfo(clean_name(n.name), n.name + ":0", _placeholder_dtype(n),
                            tuple(d.size for d in n.attr["shape"].shape.dim))
                 for n in graph_def.node if n.op == "Placeholder"]
     raise InputError("the model.json has no output signature; this converter needs one")
@@ -205,7 +205,7 @@ def _placeholder_dtype(node) -> str:
     return np.dtype(as_dtype(node.attr["dtype"].type).as_numpy_dtype).name
 
 
-def _clean_name(key: str) -> str:
+def clean_name(key: str) -> str:
     """A signature key usable as a TFLite / ONNX / SavedModel name ("input:0" -> "input")."""
     return key.split(":")[0].replace("/", "_").replace(";", "_")
 

@@ -93,11 +93,13 @@ def match_outputs(source, result) -> list[int]:
     """For each source output, the index of the result output that is the same tensor:
     by name (TFLite keeps the graph's "a/b:0" where the signature says "a_b"), else by shape
     when it is unique, else by position."""
-    names = [_plain_name(o.name) for o in result.outputs]
+    from converters.tfjs import clean_name
+
+    names = [clean_name(o.name) for o in result.outputs]
     pairs = []
     for i, out in enumerate(source.outputs):
-        if _plain_name(out.name) in names:
-            pairs.append(names.index(_plain_name(out.name)))
+        if clean_name(out.name) in names:
+            pairs.append(names.index(clean_name(out.name)))
             continue
         same = [j for j, o in enumerate(result.outputs) if same_shape(o.shape, out.shape)]
         if len(same) == 1:
@@ -107,10 +109,6 @@ def match_outputs(source, result) -> list[int]:
         else:
             raise ModelError(f"{result.path} has no output like {source.path}'s {out}")
     return pairs
-
-
-def _plain_name(name: str) -> str:
-    return name.split(":")[0].replace("/", "_").replace(";", "_")
 
 
 def same_shape(a, b) -> bool:
