@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The converter tool environments and the converted models the tests need, so that no test
-# of a shipped feature skips for want of them (TF.js models: MoveNet, NanoDet, CenterNet;
-# the BlazePose landmark model as ONNX; OpenPose from its frozen graph). Nothing is
-# downloaded but packages: the models are converted from ../shared/data/models
-# (EDGEPOSE_OFFLINE=1).
+# of a shipped feature skips for want of them (TF.js models: MoveNet, NanoDet, CenterNet,
+# EfficientPose, PoseNet; the BlazePose landmark model as ONNX; OpenPose from its frozen
+# graph). Nothing is downloaded but packages: the models are converted from
+# ../shared/data/models (EDGEPOSE_OFFLINE=1).
 #
 #   bash .ci/prepare_models.sh [tools|models|all] [--env FILE]   # edgepose's venv active
 #

@@ -56,6 +56,12 @@ def configs():
             yield f"{detector} + {model}", {"model": model, "detector": detector, "max_people": 10}
     for model, people in MOVENET:
         yield model, {"model": model, "max_people": people}
+    # EfficientPose (MPII-16 heatmaps, top-down) behind the two detectors that suit it
+    # best (measured: behind blazepose, nanodet, blazepose+nanodet fewer people, lower AP);
+    # PoseNet bottom-up
+    for detector in ("centernet", "blazepose+centernet"):
+        yield f"{detector} + efficientpose", {"model": "efficientpose", "detector": detector, "max_people": 10}
+    yield "posenet", {"model": "posenet", "max_people": 10}
     yield "openpose", {"model": "openpose", "max_people": 10}
 
 

@@ -120,14 +120,14 @@ def configs(threads: int):
 
 def run_config(estimator, datasets: dict) -> dict:
     """datasets: name -> (Dataset, images folder, annotation file)."""
-    from edgepose.evaluation import predict, score
+    from edgepose.evaluation import measured_by, predict, score
 
     out = {}
     for name, (dataset, folder, source) in datasets.items():
         t0 = time.perf_counter()
         predictions = predict(estimator, dataset, folder)
         seconds = time.perf_counter() - t0
-        result = score(dataset, predictions, source)
+        result = score(dataset, predictions, source, measured_by(estimator))
         out[name] = {**{k: result[k] for k in KEPT},
                      "s_per_image": round(seconds / len(dataset.images), 4)}
     return out

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from converters.tfjs import GraphModel, TensorInfo, _clean_name, _fix_placeholder
+from converters.tfjs import GraphModel, TensorInfo, fix_placeholder, clean_name
 from edgepose.errors import InputError
 
 
@@ -71,8 +71,8 @@ def load(path: str | os.PathLike, input_size: tuple[int, int] | None,
         raise InputError(f"{path.name}: input {node.name} has a dynamic size {dims}; give one with "
                          "--input-size HxW, e.g. 368x432")
     dtype = np.dtype(as_dtype(node.attr["dtype"].type).as_numpy_dtype).name
-    inputs = [TensorInfo(_clean_name(node.name), node.name + ":0", dtype, tuple(dims))]
-    _fix_placeholder(graph_def, inputs[0])
+    inputs = [TensorInfo(clean_name(node.name), node.name + ":0", dtype, tuple(dims))]
+    fix_placeholder(graph_def, inputs[0])
     names = {n.name for n in graph_def.node}
     if outputs:
         unknown = [o for o in outputs if o.split(":")[0] not in names]
@@ -91,7 +91,7 @@ def _output_infos(model: GraphModel, outputs: list[str]) -> list[TensorInfo]:
     from converters.tfjs_export import concrete_function
 
     probe = GraphModel(model.path, model.graph_def, model.inputs,
-                       [TensorInfo(_clean_name(o), o if ":" in o else o + ":0", "float32", ()) for o in outputs])
+                       [TensorInfo(clean_name(o), o if ":" in o else o + ":0", "float32", ()) for o in outputs])
     fn = concrete_function(probe)
     return [dataclasses.replace(info, dtype=t.dtype.as_numpy_dtype.__name__, shape=tuple(t.shape.as_list()))
             for info, t in zip(probe.outputs, fn.outputs)]

@@ -167,7 +167,7 @@ def load(path: str | os.PathLike, input_shape: tuple[int, ...] | None = None) ->
         if any(d < 1 for d in info.shape):
             raise InputError(f"{path.name}: input {info.name} has a dynamic shape {list(info.shape)}; "
                              "give a fixed one with --input-shape, e.g. 1,256,256,3")
-        _fix_placeholder(graph_def, info)
+        fix_placeholder(graph_def, info)
     return GraphModel(path, graph_def, inputs, _signature(manifest, "outputs", graph_def))
 
 
@@ -183,11 +183,11 @@ def _signature(manifest: dict, kind: str, graph_def) -> list[TensorInfo]:
         dims = spec.get("tensorShape", {}).get("dim", [])
         shape = tuple(int(d.get("size", -1)) for d in dims)
         dtype = as_dtype(_enum(spec.get("dtype", "DT_FLOAT"))).as_numpy_dtype
-        out.append(TensorInfo(_clean_name(key), tensor, np.dtype(dtype).name, shape))
+        out.append(TensorInfo(clean_name(key), tensor, np.dtype(dtype).name, shape))
     if out:
         return sorted(out, key=lambda t: t.name) if kind == "outputs" else out
     if kind == "inputs":
-        return [TensorInfo(_clean_name(n.name), n.name + ":0", _placeholder_dtype(n),
+        return [TensorInfo(clean_name(n.name), n.name + ":0", _placeholder_dtype(n),
                            tuple(d.size for d in n.attr["shape"].shape.dim))
                 for n in graph_def.node if n.op == "Placeholder"]
     raise InputError("the model.json has no output signature; this converter needs one")
@@ -205,12 +205,12 @@ def _placeholder_dtype(node) -> str:
     return np.dtype(as_dtype(node.attr["dtype"].type).as_numpy_dtype).name
 
 
-def _clean_name(key: str) -> str:
+def clean_name(key: str) -> str:
     """A signature key usable as a TFLite / ONNX / SavedModel name ("input:0" -> "input")."""
     return key.split(":")[0].replace("/", "_").replace(";", "_")
 
 
-def _fix_placeholder(graph_def, info: TensorInfo) -> None:
+def fix_placeholder(graph_def, info: TensorInfo) -> None:
     node_name = info.tensor.split(":")[0]
     for node in graph_def.node:
         if node.name == node_name and node.op == "Placeholder":

@@ -91,12 +91,15 @@ def latency(models: Sequence, x: np.ndarray, warmup: int = LATENCY_WARMUP, runs:
 
 def match_outputs(source, result) -> list[int]:
     """For each source output, the index of the result output that is the same tensor:
-    by name, else by shape when it is unique, else by position."""
-    names = [o.name for o in result.outputs]
+    by name (TFLite keeps the graph's "a/b:0" where the signature says "a_b"), else by shape
+    when it is unique, else by position."""
+    from converters.tfjs import clean_name
+
+    names = [clean_name(o.name) for o in result.outputs]
     pairs = []
     for i, out in enumerate(source.outputs):
-        if out.name in names:
-            pairs.append(names.index(out.name))
+        if clean_name(out.name) in names:
+            pairs.append(names.index(clean_name(out.name)))
             continue
         same = [j for j, o in enumerate(result.outputs) if same_shape(o.shape, out.shape)]
         if len(same) == 1:

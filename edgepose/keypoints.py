@@ -57,7 +57,14 @@ class Layout:
 
 COCO17 = Layout("coco17", tuple(k.name.lower() for k in CocoKeypoint))
 BLAZEPOSE33 = Layout("blazepose33", tuple(k.name.lower() for k in BlazePoseLandmark))
-LAYOUTS = {layout.name: layout for layout in (COCO17, BLAZEPOSE33)}
+# MPII's 16 joints in the order EfficientPose and other MPII-trained heatmap models emit
+# them; head top, upper neck, thorax and pelvis have no BlazePose (or COCO) landmark and
+# are left out of the result, MPII has no face joints.
+MPII16 = Layout("mpii16", ("head_top", "upper_neck", "right_shoulder", "right_elbow", "right_wrist",
+                           "thorax", "left_shoulder", "left_elbow", "left_wrist", "pelvis",
+                           "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee",
+                           "left_ankle"))
+LAYOUTS = {layout.name: layout for layout in (COCO17, BLAZEPOSE33, MPII16)}
 
 
 def get_layout(layout: str | Layout) -> Layout:

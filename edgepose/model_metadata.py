@@ -47,7 +47,22 @@ TASKS = {
     # input shape is the one fixed at conversion (edgepose.decoders.paf).
     "openpose-paf": {"input": {"layout": "NHWC", "color": "BGR", "dtype": "float32",
                                "range": [0, 255], "normalize": "raw", "fit": "letterbox"},
-                     "keypoints": "coco-18 + PAFs"},
+                     "keypoints": "coco-18 + PAFs", "options": {"decoder": "paf"}},
+    # Run by a decoder the metadata names, with the options it gives (Options field ->
+    # value): `--model NAME` needs no --decoder / --keypoint-layout / --normalize.
+    "efficientpose-mpii16": {"input": {"layout": "NHWC", "color": "RGB", "dtype": "float32",
+                                       "shape": [1, 368, 368, 3], "range": [-1.0, 1.0],
+                                       "normalize": "signed", "fit": "crop"},
+                             "keypoints": "mpii-16",
+                             # its maps are at input resolution: sub-pixel refinement
+                             # changes nothing measurable and DARK costs ~20 ms a crop
+                             "options": {"decoder": "heatmap", "keypoint_layout": "mpii16",
+                                         "normalize": "signed", "refine": "none"}},
+    "posenet": {"input": {"layout": "NHWC", "color": "RGB", "dtype": "float32",
+                          "shape": [1, 385, 385, 3], "range": [-1.0, 1.0],
+                          "normalize": "signed", "fit": "letterbox"},
+                "keypoints": "coco-17",
+                "options": {"decoder": "posenet", "normalize": "signed"}},
 }
 
 

@@ -23,7 +23,7 @@ GROUPS = {
     "smoothing": "smoothing: One Euro filter in video mode",
 }
 BACKENDS = ("tflite", "mediapipe", "mediapipe-tasks")
-DECODERS = ("heatmap", "simcc", "yolo-pose", "paf")
+DECODERS = ("heatmap", "simcc", "yolo-pose", "paf", "posenet")
 
 
 class OptionError(EdgeposeError, ValueError):
@@ -60,20 +60,21 @@ class Options:
     # -- model -----------------------------------------------------------------------------
     model: str = _field("full", "model",
         "pose model: lite, full, heavy (BlazePose), movenet-lightning, movenet-thunder, "
-        "movenet-multipose, openpose (converted first), or a .tflite / .onnx / .task path")
+        "movenet-multipose, openpose, efficientpose, posenet (converted first), or a .tflite / "
+        ".onnx / .task path")
     decoder: str | None = _field(None, "model",
         "run --model (your .onnx / .tflite pose model) with this decoder: heatmap "
         "(SimpleBaseline, HRNet, ViTPose; top-down behind --detector), simcc (RTMPose; "
-        "top-down), yolo-pose or paf (OpenPose part-affinity fields; both bottom-up); layouts "
-        "in docs/model_layouts.md")
+        "top-down), yolo-pose, paf (OpenPose part-affinity fields) or posenet (all three "
+        "bottom-up); layouts in docs/model_layouts.md")
     keypoint_layout: str = _field("coco17", "model",
-        "with --decoder: the model's keypoints, coco17 or blazepose33")
+        "with --decoder: the model's keypoints, coco17, blazepose33 or mpii16")
     input_size: str | None = _field(None, "model",
         "with --decoder: model input HEIGHTxWIDTH (e.g. 256x192), needed only when the "
         "model's input size is dynamic")
     normalize: str | None = _field(None, "model",
         "with --decoder: input normalisation, imagenet, unit (/255), signed ([-1, 1]) or raw "
-        "(0..255); default imagenet, unit for yolo-pose")
+        "(0..255); default imagenet, unit for yolo-pose, signed for posenet")
     input_color: str = _field("rgb", "model",
         "with --decoder: channel order the model expects, rgb or bgr")
     refine: str = _field("dark", "model",
@@ -158,6 +159,15 @@ class Options:
         """The fields set to something other than their default."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if getattr(self, f.name) != f.default}
+
+    def filled_from(self, preset: dict | None) -> Options:
+        """These options with the fields still at their default taken from ``preset``
+        (field -> value: what a converted model's metadata says it needs, e.g. its decoder
+        and keypoint layout); fields the caller set are kept."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        fill = {k: v for k, v in (preset or {}).items()
+                if k in defaults and getattr(self, k) == defaults[k]}
+        return dataclasses.replace(self, **fill) if fill else self
 
     def check_honoured(self, honoured: set[str] | frozenset[str], who: str,
                        why: dict[str, str] | None = None) -> None:

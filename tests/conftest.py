@@ -57,6 +57,30 @@ def image_pipeline(model_path):
         yield pipe
 
 
+def need_converted(name: str) -> Path:
+    """The converted .tflite of a registry model (``.ci/prepare_models.sh`` builds them
+    from ../shared); skips saying how to make it when absent."""
+    from edgepose import registry
+
+    need(MODELS)
+    path = registry.CONVERTIBLE_MODELS[name].converted()
+    if not path.is_file():
+        pytest.skip(f"{path} is absent: run .ci/prepare_models.sh (or `edgepose convert tfjs {name}`)")
+    return path
+
+
+def run_poses(source: Path, *flags: str, tmp_path: Path) -> list[dict]:
+    """``edgepose run SOURCE FLAGS --json``: the poses of its first record (it must exit 0)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "poses.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "edgepose", "run", str(source), *flags, "--json", str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(out.read_text().splitlines()[0])["poses"]
+
+
 def read_rgb(path: Path) -> np.ndarray:
     import cv2
 

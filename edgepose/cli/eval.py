@@ -40,7 +40,7 @@ def pipeline_facts(pipe) -> dict:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from edgepose import Pipeline
-    from edgepose.evaluation import format_summary, image_paths, load_dataset, predict, score
+    from edgepose.evaluation import format_summary, image_paths, load_dataset, measured_by, predict, score
     from edgepose.quiet import native_stderr_quiet
 
     dataset = load_dataset(args.annotations)
@@ -51,7 +51,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     with pipe:
         predictions = predict(pipe, dataset, args.images)
-    result = {**score(dataset, predictions, args.annotations), **pipeline_facts(pipe),
+    result = {**score(dataset, predictions, args.annotations, measured_by(pipe)), **pipeline_facts(pipe),
               "images_dir": str(args.images), "wall_s": round(time.perf_counter() - t0, 3)}
     print(format_summary(result))
     if args.out:

@@ -9,6 +9,7 @@ decoder serves letterboxed, stretched and cropped inputs alike.
 - :mod:`.heatmap`    SimpleBaseline / HRNet / ViTPose heatmaps (argmax, quarter / DARK)
 - :mod:`.simcc`      RTMPose SimCC x / y classification vectors
 - :mod:`.yolo_pose`  YOLO-pose: boxes + score + K keypoints per anchor, NMS
+- :mod:`.posenet`    PoseNet / PersonLab: heatmaps, offsets, displacements, greedy decoding
 - :mod:`.movenet`    MoveNet single-pose (and its crop-region tracking) and MultiPose
 - :mod:`.nanodet`    NanoDet person detector (GFL distribution boxes, 3 strides)
 - :mod:`.centernet`  CenterNet person detector (top-100 boxes)

@@ -9,7 +9,7 @@ estimator is one of two kinds:
   a crop, :meth:`estimate` finds one person in a crop. BlazePose, heatmap and SimCC
   models, MoveNet single-pose (whose "detector" is the whole frame).
 - **bottom-up** (``finds_people = True``): :meth:`find` finds every person in the whole
-  frame. MoveNet MultiPose, YOLO-pose, the MediaPipe engines.
+  frame. MoveNet MultiPose, YOLO-pose, PoseNet, the MediaPipe engines.
 
 Each returns :class:`Estimate` objects; every family shares the tracker, the duplicate
 rule (:func:`same_body`), the smoother and the result type.
@@ -138,11 +138,28 @@ def box_estimate(box: tuple[float, float, float, float], pose: Pose) -> Estimate
 
 
 class BottomUp(OnModel):
-    """What the bottom-up estimators share: no crops, no detector."""
+    """What the bottom-up estimators share: no crops, no detector; and one way to find
+    people: the whole frame letterboxed into ``self.input_spec``, the model's outputs
+    ``self._outputs`` (None: all), then ``self.decode(outputs, to_image)``."""
 
     finds_people = True
     builtin_detector = None
     redetect_when_full = False
+    _outputs = None
+
+    def find(self, image: np.ndarray, color: str, clock: StageClock,
+             timestamp_ms: float | None) -> tuple[list[Estimate], bool]:
+        x, to_image = whole_frame_input(image, color, self.input_spec, clock)
+        t = clock.start()
+        out = self.model.run(x, self._outputs)
+        t = clock.stop("landmark", t)
+        found = self.decode(out, to_image)
+        clock.stop("postprocess", t)
+        return found, True
+
+    def decode(self, outputs: list[np.ndarray], to_image: np.ndarray) -> list[Estimate]:
+        """The people in the model's outputs; ``to_image``: input -> image affine."""
+        raise NotImplementedError
 
     def crop_for(self, detector, detection):
         raise NotImplementedError

@@ -32,11 +32,6 @@ HONOURS = frozenset({"decoder", "input_size", "normalize", "input_color", "min_d
                      "runtime", "delegate", "provider"})
 
 
-def is_openpose(model: Model) -> bool:
-    """Whether ``model`` is an OpenPose file made by ``edgepose convert tf-graph`` (its metadata says)."""
-    return (model.metadata or {}).get("task") == TASK
-
-
 def paf_output(model: Model) -> int:
     """Index of the (1, h, w, 57) or (1, 57, h, w) output; ModelError naming the expected
     shape when there is none."""

@@ -51,8 +51,8 @@ __all__ = [
     "BOX_AREA_FACTOR", "COCO_SIGMAS", "DEFINITIONS", "LAYOUTS", "AnnotatedImage", "Dataset",
     "Estimator", "JointErrors", "Person", "canonical_joint_name", "coco_keypoint_metrics",
     "detect_layout", "evaluate", "evaluate_coco", "evaluate_mpii", "format_summary",
-    "image_paths", "joint_errors", "joint_metrics", "load_dataset", "match_people", "oks",
-    "pck", "predict", "prediction_score", "score",
+    "image_paths", "joint_errors", "joint_metrics", "load_dataset", "match_people",
+    "measured_by", "oks", "pck", "predict", "prediction_score", "score",
 ]
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,15 @@ class Estimator(Protocol):
     """What the evaluation needs: one BGR image in, poses with 33 BlazePose keypoints out."""
 
     def process(self, image: np.ndarray) -> FrameResult: ...
+
+
+def measured_by(estimator) -> np.ndarray | None:
+    """(33,) bool: the BlazePose rows the estimator's model fills, for a Pipeline whose
+    model has a keypoint layout (COCO-17, MPII-16: no face); None (every row) otherwise."""
+    from edgepose.keypoints import measured_rows
+
+    layout = getattr(getattr(estimator, "estimator", None), "layout", None)
+    return None if layout is None else measured_rows(layout)
 
 
 def predict(estimator: Estimator, dataset: Dataset, images: Path) -> dict[int, list[Pose]]:
@@ -84,7 +93,7 @@ def evaluate(estimator: Estimator, annotations: Path, images: Path) -> dict:
     the layout has no head segment), counts, and per-joint figures.
     """
     dataset = load_dataset(annotations)
-    return score(dataset, predict(estimator, dataset, images), Path(annotations))
+    return score(dataset, predict(estimator, dataset, images), Path(annotations), measured_by(estimator))
 
 
 def evaluate_coco(estimator: Estimator, annotations: Path, images: Path) -> dict:
@@ -102,7 +111,7 @@ def _evaluate_format(estimator: Estimator, annotations: Path, images: Path, fmt:
     if dataset.format != fmt:
         raise InputError(f"{annotations} is {dataset.format.upper()} json, not {fmt.upper()}: "
                          f"use evaluate_{dataset.format} or evaluate")
-    return score(dataset, predict(estimator, dataset, images), Path(annotations))
+    return score(dataset, predict(estimator, dataset, images), Path(annotations), measured_by(estimator))
 
 
 def format_summary(result: dict) -> str:

@@ -115,6 +115,24 @@ class Dataset:
         """(K,) COCO sigma of each OKS joint (K = oks_mask.sum()), in dataset order."""
         return np.array([COCO_SIGMAS[n] for n, k in zip(self.joints, self.oks_mask) if k])
 
+    def restricted_to(self, measured: np.ndarray | None) -> Dataset:
+        """The set without the joints a model does not measure (``measured``: (33,) bool
+        BlazePose rows, e.g. :func:`edgepose.keypoints.measured_rows` of an MPII-16 model,
+        which has no face), so it is scored over the joints the two share. Joints with no
+        BlazePose landmark (head top, neck) stay: they are never scored, PCKh needs them."""
+        if measured is None:
+            return self
+        keep = (self.blazepose_indices < 0) | np.asarray(measured, bool)[np.maximum(self.blazepose_indices, 0)]
+        if keep.all():
+            return self
+        if not (keep & (self.blazepose_indices >= 0)).any():
+            raise InputError(f"the model measures none of this set's joints ({', '.join(self.joints)})")
+        images = [AnnotatedImage(img.id, img.file_name,
+                                 [dataclasses.replace(p, xy=p.xy[keep], labelled=p.labelled[keep])
+                                  for p in img.people])
+                  for img in self.images]
+        return Dataset(self.format, self.layout, tuple(n for n, k in zip(self.joints, keep) if k), images)
+
 
 def load_dataset(path: Path) -> Dataset:
     """Read a COCO-keypoint or MPII annotation file; InputError when it is neither."""

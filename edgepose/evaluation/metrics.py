@@ -269,8 +269,12 @@ def joint_metrics(je: JointErrors) -> dict:
     }
 
 
-def score(dataset: Dataset, predictions: dict[int, list[Pose]], source: Path | None = None) -> dict:
-    """All metrics for predictions already made (image id -> poses)."""
+def score(dataset: Dataset, predictions: dict[int, list[Pose]], source: Path | None = None,
+          measured: np.ndarray | None = None) -> dict:
+    """All metrics for predictions already made (image id -> poses). ``measured``: (33,)
+    bool, the BlazePose rows the model fills (None: all); only the joints the set shares
+    with them are scored."""
+    dataset = dataset.restricted_to(measured)
     je = joint_errors(dataset, predictions)
     return {
         "annotations": Path(source).name if source else None,
