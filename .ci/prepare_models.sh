@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The converter tool environments and the converted models the tests need, so that no test
 # of a shipped feature skips for want of them (TF.js models: MoveNet, NanoDet, CenterNet;
-# the BlazePose landmark model as ONNX). Nothing is downloaded but packages: the models
+# the BlazePose landmark model as ONNX; YOLO11n-pose's ONNX as TFLite). Nothing is downloaded but packages: the models
 # are converted from ../shared/data/models (EDGEPOSE_OFFLINE=1).
 #
 #   bash .ci/prepare_models.sh [tools|models|all] [--env FILE]   # edgepose's venv active
@@ -111,11 +111,11 @@ mapfile -t listing < <("$PYTHON" - "$SHARED/models" <<'EOF'
 import sys
 from pathlib import Path
 
-from edgepose import models
+from edgepose import models, registry
 
 shared = Path(sys.argv[1])
 print("out", models.cache_dir() / "converted")
-for m in models.CONVERTIBLE_MODELS.values():
+for m in registry.CONVERTIBLE_MODELS.values():
     print("src", shared / "tfjs" / m.filename)
     print("src", shared / "tfjs" / m.weights_filename)
     print("want", m.converted(".tflite").name)
@@ -123,6 +123,10 @@ for m in models.CONVERTIBLE_MODELS.values():
 full = models.KNOWN_MODELS["full"].filename
 print("src", shared / full)
 print("want", Path(full).with_suffix(".onnx").name)
+yolo = shared / "yolo" / registry.LOCAL_MODELS["yolo11n-pose"].filename  # AGPL-3.0: never shipped
+if yolo.is_file():
+    print("src", yolo)
+    print("want", "yolo11n-pose.tflite")
 EOF
 )
 converted= sources=() wanted=()
@@ -171,6 +175,10 @@ convert() {
 # docs/converters.md), and `convert tfjs all` then exits 2.
 convert tfjs all --variant float32 --variant onnx --images "$images"
 convert to-onnx full --images "$images"
+if [[ " ${wanted[*]} " == *" yolo11n-pose.tflite "* ]]; then
+    # YOLO11n-pose's TFLite, verified against ONNX Runtime on the CrowdPose photos
+    convert from-onnx yolo11n-pose --images "$SHARED/images/crowdpose"
+fi
 grep -E '^ +(float32|onnx) |^wrote ' "$log" | sed 's/^ */    /' >&2
 for f in "${wanted[@]}"; do
     [[ -f $converted/$f ]] || { say "FAILED: $converted/$f was not written (log: $log)"; exit 1; }
