@@ -252,5 +252,5 @@ def test_models_lists_known_models():
     assert code == 0, err
     rows = {r["name"]: r for r in json.loads(out)}
     assert set(rows) == {"detector", "lite", "full", "heavy", "movenet-lightning", "movenet-thunder",
-                         "movenet-multipose", "nanodet", "centernet"}
+                         "movenet-multipose", "nanodet", "centernet", "yolo11n-pose"}
     assert all(len(r["sha256"]) == 64 for r in rows.values())
