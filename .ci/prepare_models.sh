@@ -2,8 +2,8 @@
 # The converter tool environments and the converted models the tests need, so that no test
 # of a shipped feature skips for want of them (TF.js models: MoveNet, NanoDet, CenterNet,
 # EfficientPose, PoseNet; the BlazePose landmark model as ONNX; OpenPose from its frozen
-# graph). Nothing is downloaded but packages: the models are converted from
-# ../shared/data/models (EDGEPOSE_OFFLINE=1).
+# graph; YOLO11n-pose's ONNX as TFLite). Nothing is downloaded but packages: the models are
+# converted from ../shared/data/models (EDGEPOSE_OFFLINE=1).
 #
 #   bash .ci/prepare_models.sh [tools|models|all] [--env FILE]   # edgepose's venv active
 #
@@ -128,6 +128,10 @@ for m in registry.FROZEN_GRAPHS.values():  # OpenPose: a TF1 frozen graph
     print("src", shared / m.folder / m.filename)
     print("want", m.converted(".tflite").name)
     print("want", m.converted(".onnx").name)
+yolo = shared / "yolo" / registry.LOCAL_MODELS["yolo11n-pose"].filename  # AGPL-3.0: never shipped
+if yolo.is_file():
+    print("src", yolo)
+    print("want", "yolo11n-pose.tflite")
 EOF
 )
 converted= sources=() wanted=()
@@ -177,6 +181,10 @@ convert() {
 convert tfjs all --variant float32 --variant onnx --images "$images"
 convert to-onnx full --images "$images"
 convert tf-graph openpose --images "$images"
+if [[ " ${wanted[*]} " == *" yolo11n-pose.tflite "* ]]; then
+    # YOLO11n-pose's TFLite, verified against ONNX Runtime on the CrowdPose photos
+    convert from-onnx yolo11n-pose --images "$SHARED/images/crowdpose"
+fi
 grep -E '^ +(float32|onnx) |^wrote ' "$log" | sed 's/^ */    /' >&2
 for f in "${wanted[@]}"; do
     [[ -f $converted/$f ]] || { say "FAILED: $converted/$f was not written (log: $log)"; exit 1; }

@@ -4,8 +4,10 @@ annotated images and latency per frame on the street video.
 Configurations: top-down with --detector blazepose / nanodet / centernet /
 blazepose+nanodet / blazepose+centernet in front of the
 BlazePose lite / full / heavy landmark models (max_people 10), MoveNet MultiPose
-(bottom-up, max_people 6), MoveNet Lightning / Thunder (single pose) and OpenPose
-(bottom-up, part-affinity fields, max_people 10). Accuracy as
+(bottom-up, max_people 6), MoveNet Lightning / Thunder (single pose), OpenPose
+(bottom-up, part-affinity fields, max_people 10), PoseNet (bottom-up), EfficientPose
+(top-down MPII-16 heatmaps) and YOLO11n-pose (bottom-up, max_people 10; ONNX Runtime, and
+TFLite after ``edgepose convert from-onnx yolo11n-pose``). Accuracy as
 benchmarks/eval_shared.py measures it (static image mode, OKS AP with pycocotools over
 the joints each set shares with the model, people found = annotated people matched by a
 prediction). Latency: video mode on the first --frames frames of the 50 fps street
@@ -63,6 +65,13 @@ def configs():
         yield f"{detector} + efficientpose", {"model": "efficientpose", "detector": detector, "max_people": 10}
     yield "posenet", {"model": "posenet", "max_people": 10}
     yield "openpose", {"model": "openpose", "max_people": 10}
+    # YOLO11n-pose (AGPL-3.0, never shipped: ../shared's file via EDGEPOSE_MODEL_PATH) on ONNX
+    # Runtime, and its TFLite from `edgepose convert from-onnx yolo11n-pose`
+    from edgepose.models import cache_dir
+
+    yield "yolo11n-pose", {"model": "yolo11n-pose", "max_people": 10}
+    yield "yolo11n-pose tflite", {"model": str(cache_dir() / "converted" / "yolo11n-pose.tflite"),
+                                  "decoder": "yolo-pose", "max_people": 10}
 
 
 def video_latency(make, frames: int) -> dict:

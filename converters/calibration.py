@@ -142,18 +142,47 @@ def _landmark_outputs(model) -> dict[str, int]:
 def inputs_for(model_path: str, folder: str | os.PathLike, limit: int | None = 256,
                **crop_options) -> np.ndarray:
     """Calibration / test inputs that fit the model at ``model_path``: person crops for a
-    (1, 256, 256, 3) landmark model, letterboxed images for the (1, 224, 224, 3) detector.
-    Other input shapes are an InputError (give the inputs as a .npy file instead)."""
+    (1, 256, 256, 3) landmark model, letterboxed images for the (1, 224, 224, 3) detector,
+    whole letterboxed photos (:func:`whole_image_inputs`) for any other float image input
+    of a fixed size. Other inputs are an InputError (give them as a .npy file instead)."""
     from edgepose.backends import open_model
 
     with open_model(model_path, threads=1) as model:
-        shape = tuple(model.inputs[0].shape)
+        shape, dtype = tuple(model.inputs[0].shape), model.inputs[0].dtype
     if shape == (1, 256, 256, 3):
         return person_crops(folder, landmark=model_path, limit=limit, **crop_options)
     if shape == (1, 224, 224, 3):
         return detector_inputs(folder, limit=limit)
-    raise InputError(f"{model_path} takes input {list(shape)}: edgepose makes calibration "
-                     "inputs only for BlazePose models; pass a .npy array of inputs instead")
+    if len(shape) == 4 and 3 in (shape[1], shape[3]) and min(shape) > 0 and np.dtype(dtype).kind == "f":
+        return whole_image_inputs(folder, shape, limit=limit)
+    raise InputError(f"{model_path} takes input {list(shape)} {np.dtype(dtype).name}: edgepose makes "
+                     "inputs only for float image models of a fixed size; pass a .npy array of "
+                     "inputs instead")
+
+
+def whole_image_inputs(folder: str | os.PathLike, shape: tuple[int, ...], limit: int | None = 256,
+                       flip: bool = True) -> np.ndarray:
+    """(N, *shape) float32: each photo (and its mirror) letterboxed whole into a (1, 3, H, W)
+    or (1, H, W, 3) input as YOLO's is made (RGB / 255, grey 114 border): the input of a
+    bottom-up model such as YOLO-pose."""
+    import cv2
+
+    from edgepose.decoders.preprocess import InputSpec, Letterbox
+
+    first = shape[1] == 3 and shape[3] != 3
+    size = (shape[3], shape[2]) if first else (shape[2], shape[1])
+    letterbox = Letterbox(InputSpec(size, "first" if first else "last", normalize="unit", border=114.0))
+    out = []
+    for path in image_files(folder):
+        try:
+            image = read_image(path)
+        except InputError:
+            continue
+        for img in (image, cv2.flip(image, 1)) if flip else (image,):
+            out.append(letterbox(img, "bgr")[0].copy())
+    if not out:
+        raise InputError(f"no readable image in {folder}")
+    return np.stack(out[:limit] if limit else out).astype(np.float32)
 
 
 def load_inputs(source: str | os.PathLike, model_path: str, limit: int | None = 256) -> np.ndarray:

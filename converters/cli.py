@@ -95,12 +95,15 @@ def add_steps(parser: argparse.ArgumentParser) -> None:
     f = steps.add_parser("from-onnx", help="ONNX -> TFLite with onnx2tf (convert-tf extra)",
                          description="Convert an ONNX model to TFLite with onnx2tf, offline, "
                                      "keeping the input layout and the output order.")
-    f.add_argument("model", type=Path, help="the .onnx file")
+    f.add_argument("model", type=Path, help="the .onnx file (or yolo11n-pose, from EDGEPOSE_MODEL_PATH)")
     f.add_argument("--out", type=Path, metavar="FILE.tflite")
     f.add_argument("--float16", action="store_true", help="write the float16 model instead")
     f.add_argument("--reference", help="TFLite model the ONNX came from: output names and order "
                                        "are restored from it, and the result verified against it")
-    f.add_argument("--images", type=Path, metavar="DIR", help="photos of people to verify on")
+    f.add_argument("--images", type=Path, metavar="DIR|FILE",
+                   help="photos of people to verify on (default: the demo photo); without "
+                        "--reference the result is verified against the ONNX file in ONNX Runtime")
+    f.add_argument("--no-verify", action="store_true")
     f.set_defaults(step=cmd_from_onnx, needs=["onnx2tf", "onnxruntime"])
 
     t = steps.add_parser(
@@ -249,13 +252,17 @@ def cmd_to_onnx(args) -> int:
 
 def cmd_from_onnx(args) -> int:
     from converters import calibration, onnx_import, verify
+    from edgepose import registry
 
     reference = _resolve(args.reference) if args.reference else None
-    out = args.out or converted_dir() / (args.model.stem + ("_float16" if args.float16 else "") + ".tflite")
-    onnx_import.onnx_to_tflite(args.model, out, float16=args.float16, reference=reference)
+    local = registry.LOCAL_MODELS.get(str(args.model))
+    source = Path(registry.resolve_local(local)) if local and not args.model.is_file() else args.model
+    out = args.out or converted_dir() / (source.stem + ("_float16" if args.float16 else "") + ".tflite")
+    onnx_import.onnx_to_tflite(source, out, float16=args.float16, reference=reference)
     line = f"wrote {out}"
-    if reference and args.images:
-        v = verify.verify(reference, out, calibration.inputs_for(reference, args.images),
+    if args.images and not args.no_verify:  # against the reference TFLite, else the ONNX file
+        against = reference or str(source)
+        v = verify.verify(against, out, calibration.inputs_for(against, args.images),
                           variant="float16" if args.float16 else "float32")
         print(line + "; " + _summary(v.report))
         return 0 if v.passed else EXIT_FAILED_GATE
@@ -285,7 +292,8 @@ def dispatch(args: argparse.Namespace, argv: list[str] | None) -> int:
     if env_paths:
         os.environ["EDGEPOSE_MODEL_PATH"] = os.pathsep.join(
             filter(None, [os.environ.get("EDGEPOSE_MODEL_PATH"), *env_paths]))
-    if args.converter in ("tfjs", "tf-graph") and args.images is None:
+    if args.images is None and (args.converter in ("tfjs", "tf-graph") or (
+            args.converter == "from-onnx" and not args.reference and not args.no_verify)):
         args.images, argv = _demo_photo(argv)
     verbose = getattr(args, "verbose", False)
     if not verbose:  # set before a tool is imported, here or in its environment

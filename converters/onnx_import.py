@@ -11,7 +11,9 @@ Each of these was an error seen when converting BlazePose by hand:
   ai-edge-quantizer on the float result (``edgepose convert quantize``).
 - It runs ``onnxsim`` as a subprocess: the tool environment's ``bin`` is put on PATH.
 - An NHWC ONNX input came out as [1, 256, 3, 256] unless told to keep the layout: every
-  4-D input is named in ``keep_shape_absolutely_input_names``.
+  4-D input whose last axis is 3 (colour channels last) is named in
+  ``keep_shape_absolutely_input_names``. An NCHW input (YOLO's [1, 3, 640, 640]) becomes
+  TFLite's own NHWC ([1, 640, 640, 3]); the estimators read either layout.
 - Its outputs come out in another order (MediaPipe's PoseLandmarker binds them by index
   and then fails): with a ``reference`` model the names and order are restored from it,
   by shape.
@@ -52,7 +54,7 @@ def onnx_to_tflite(source: str | os.PathLike, out: str | os.PathLike, float16: b
     sanitize_names(model)
     inputs = [i for i in model.graph.input
               if i.name not in {init.name for init in model.graph.initializer}]
-    keep = [i.name for i in inputs if len(i.type.tensor_type.shape.dim) == 4]
+    keep = [i.name for i in inputs if _is_nhwc(i)]
     # onnx2tf shells out to onnxsim: make this environment's scripts findable.
     os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     import onnx2tf
@@ -81,6 +83,8 @@ def onnx_to_tflite(source: str | os.PathLike, out: str | os.PathLike, float16: b
         tfl = tflite_graph.load(produced.read_bytes())
     if reference is not None:
         restore_outputs(tfl, tflite_graph.load(Path(reference).read_bytes()))
+    else:
+        onnx_output_names(tfl, model)
     src_meta = _onnx_meta(model)
     info = metadata.describe(
         source, sha256_of(source), "float16" if float16 else "float32",
@@ -91,6 +95,11 @@ def onnx_to_tflite(source: str | os.PathLike, out: str | os.PathLike, float16: b
     with atomic_write(out) as tmp:
         tmp.write_bytes(tflite_graph.dump(tfl))
     return Path(out)
+
+
+def _is_nhwc(value_info) -> bool:
+    dims = value_info.type.tensor_type.shape.dim
+    return len(dims) == 4 and dims[3].dim_value == 3 and dims[1].dim_value != 3
 
 
 SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
@@ -141,6 +150,22 @@ def restore_outputs(model, reference) -> None:
     g.outputs = order
     model.signatureDefs = []
     tflite_graph.add_signature(model)
+
+
+def onnx_output_names(tfl, model) -> None:
+    """Name ``tfl``'s outputs (onnx2tf calls them Identity, Identity_1...) after the ONNX
+    model's, matched by shape, or by position when the shapes are not unique."""
+    g = tfl.subgraphs[0]
+    outs = [int(i) for i in g.outputs]
+    onnx_shapes = [tuple(d.dim_value for d in o.type.tensor_type.shape.dim) for o in model.graph.output]
+    if len(outs) != len(onnx_shapes):
+        return
+    shapes = [tuple(int(d) for d in g.tensors[i].shape) for i in outs]
+    for k, out in enumerate(model.graph.output):
+        same = [i for i, shape in zip(outs, shapes) if shape == onnx_shapes[k]]
+        g.tensors[same[0] if len(same) == 1 else outs[k]].name = out.name.encode()
+    tfl.signatureDefs = []
+    tflite_graph.add_signature(tfl)
 
 
 def _onnx_meta(model) -> dict | None:

@@ -107,6 +107,9 @@ def summary(r: dict) -> str:
     else:
         worst = max(r["outputs"].values(), key=lambda o: o["max_abs"])
         parts.append(f"max abs error {worst['max_abs']:.3g}")
+    if r.get("people", {}).get("keypoint_px_max") is not None:
+        parts.append(f"keypoints {r['people']['keypoint_px_max']:.3g} px max on "
+                     f"{r['people']['person_anchors']} person anchors")
     if "latency_ms" in r:
         parts.append(f"{r['latency_ms']['result']['p50']:.1f} ms vs {r['latency_ms']['source']['p50']:.1f} ms")
     if "accuracy" in r:

@@ -4,18 +4,17 @@ For every output: max and mean absolute error, and the mean error relative to th
 source's RMS (so outputs of different scale can be ranked and the worst named). For a
 BlazePose landmark model also: landmark error in pixels on the 256 crop (33 body
 landmarks, x and y of the raw output), presence agreement (both above or both below
-0.5) and visibility agreement (per landmark, sigmoid >= 0.5). Then file size, latency per
-invoke (the runtime's own engine: LiteRT for .tflite, ONNX Runtime for .onnx; 2 threads,
-p50 after warm-up) and, when annotated image sets are given, OKS AP through
-``edgepose.evaluation`` with the result in a real Pipeline.
+0.5) and visibility agreement (per landmark, sigmoid >= 0.5); for a YOLO-pose model the
+people figures of ``converters.verify_pose``. Then file size, latency per invoke (the
+runtime's own engine: LiteRT for .tflite, ONNX Runtime for .onnx; 2 threads, p50 after
+warm-up) and, when annotated image sets are given, OKS AP through ``edgepose.evaluation``
+with the result in a real Pipeline.
 
 The gate: a result fails when its AP drops by more than ``max_ap_drop`` (default 0.02)
 from the source's on any given set's mean, or when its outputs have collapsed (the
 full-integer failure users report: presence near zero, landmarks constant) -- a collapse
 fails even without annotations. The failure names the worst outputs and offers the
-next safer variant.
-
-The report is written as JSON and Markdown next to the model
+next safer variant. The report is written as JSON and Markdown next to the model
 (``model.tflite.verify.json`` / ``.verify.md``).
 """
 
@@ -31,6 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
+from converters import verify_pose
 from edgepose.backends import Model, open_model
 from edgepose.errors import EdgeposeError, InputError, ModelError
 from edgepose.profiler import latency_stats
@@ -64,7 +64,11 @@ def open_compared(path: str | os.PathLike, threads: int = LATENCY_THREADS) -> Mo
 
 def feed(model, x: np.ndarray) -> np.ndarray:
     """``x`` as ``model``'s input: in the dtype of the model's own input spec (float16,
-    uint8, int8, int32 inputs are fed in their own dtype), C-contiguous."""
+    uint8, int8, int32 inputs are fed in their own dtype), C-contiguous; NCHW -> NHWC
+    for an NHWC model (onnx2tf's TFLite of an NCHW ONNX model)."""
+    want = model.inputs[0].shape
+    if x.ndim == 4 and not same_shape(x.shape, want) and same_shape(np.moveaxis(x, 1, 3).shape, want):
+        x = np.moveaxis(x, 1, 3)
     return np.ascontiguousarray(x, dtype=model.inputs[0].dtype)
 
 
@@ -146,7 +150,7 @@ def compare(source, result, inputs: np.ndarray) -> dict:
     roles = {_role(s): k for k, s in enumerate(shapes)}
     if "landmarks" in roles:
         report["landmarks"] = _landmark_figures(src_all, res_all, roles)
-    return report
+    return {**report, **verify_pose.figures(src_all, res_all, shapes)}
 
 
 def _role(shape) -> str | None:
@@ -257,7 +261,8 @@ def verify(source: str | os.PathLike, result: str | os.PathLike, inputs: np.ndar
     if len(inputs) == 0:
         raise InputError("no inputs to compare the models on")
     with open_compared(source) as src, open_compared(result) as res:
-        if not same_shape(src.inputs[0].shape, res.inputs[0].shape):
+        a, b = src.inputs[0].shape, res.inputs[0].shape
+        if not (same_shape(a, b) or same_shape((a[0], *a[2:], a[1]), b)):  # NCHW -> NHWC: feed() transposes
             raise ModelError(f"{result} takes input {list(res.inputs[0].shape)} but {source} takes "
                              f"{list(src.inputs[0].shape)}: they cannot be compared")
         variant = variant or (res.metadata or {}).get("variant")
@@ -386,8 +391,8 @@ def markdown(report: dict) -> str:
                       f"presence agreement {_f(lm.get('presence_agreement'))}, visibility agreement "
                       f"{lm['visibility_agreement']:.3f}; worst: "
                       + ", ".join(f"{k} {v:.2f} px" for k, v in lm["worst_landmarks"].items())]
-    lines += ["", "| output | shape | role | max abs | mean abs | mean / RMS |",
-              "| --- | --- | --- | --- | --- | --- |"]
+    lines += verify_pose.markdown_lines(report) + [
+        "", "| output | shape | role | max abs | mean abs | mean / RMS |", "| --- | --- | --- | --- | --- | --- |"]
     for name, o in report["outputs"].items():
         lines.append(f"| {name} | {o['shape']} | {o['role'] or ''} | {o['max_abs']:.4g} | "
                      f"{o['mean_abs']:.4g} | {_f(o['relative'])} |")

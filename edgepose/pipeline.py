@@ -300,7 +300,11 @@ def open_estimator(o: Options, threads: int):
         return MediaPipeTasks(o)
     from edgepose.backends import open_model
 
-    if o.decoder:
+    local = registry.LOCAL_MODELS.get(str(o.model))
+    if local is not None:  # a model edgepose knows but does not ship: its decoder by name
+        path = registry.resolve_local(local)
+        o = dataclasses.replace(o, decoder=o.decoder or local.decoder)
+    elif o.decoder:
         if not os.path.isfile(str(o.model)):
             raise ModelError(f"--decoder {o.decoder} runs your own model file: {o.model!r} is not a "
                              "file (give the path of a .onnx or .tflite model)")

@@ -177,12 +177,77 @@ def resolve_converted(name_or_path: str | os.PathLike, suffix: str = ".tflite") 
     return str(path)
 
 
+@dataclasses.dataclass(frozen=True)
+class LocalModel:
+    """A model edgepose knows but never ships or downloads (its license is not edgepose's):
+    it runs by name only from a file the user puts in an ``EDGEPOSE_MODEL_PATH`` folder
+    or that folder's ``subfolder``."""
+
+    name: str
+    filename: str
+    sha256: str
+    decoder: str       # the --decoder it runs with
+    origin: str
+    license: str
+    layout: str
+    subfolder: str
+    make_it: str       # how a user makes the file themselves
+
+
+LOCAL_MODELS = {
+    m.name: m
+    for m in (
+        LocalModel("yolo11n-pose", "yolo11n-pose.onnx",
+                   "80456bf374496b5f0ef9130d29b509cb25eafa0fe700d3086395129ed1c0c2ad", "yolo-pose",
+                   "Ultralytics YOLO11n-pose, exported to ONNX by ultralytics 8.4.190 "
+                   "(imgsz 640, opset 17, simplify)",
+                   "AGPL-3.0 (Ultralytics)",
+                   "images 1x3x640x640 RGB /255, letterboxed grey 114 -> output0 1x56x8400: box "
+                   "cx, cy, w, h, person score, 17 COCO keypoints x (x, y, score)",
+                   "yolo",
+                   "with Ultralytics: yolo export model=yolo11n-pose.pt format=onnx imgsz=640 "
+                   "opset=17 simplify=True"),
+    )
+}
+
+
+def find_local_model(model: LocalModel) -> tuple[Path | None, list[Path]]:
+    """(the first file with the pinned sha256, files of that name whose digest differs) in
+    the ``EDGEPOSE_MODEL_PATH`` folders and their ``model.subfolder``."""
+    others = []
+    for folder in filter(None, os.environ.get("EDGEPOSE_MODEL_PATH", "").split(os.pathsep)):
+        for candidate in (Path(folder).expanduser() / model.filename,
+                          Path(folder).expanduser() / model.subfolder / model.filename):
+            if candidate.is_file():
+                if sha256_of(candidate) == model.sha256:
+                    return candidate, others
+                others.append(candidate)
+    return None, others
+
+
+def resolve_local(model: LocalModel) -> str:
+    """The local file of ``model``; ModelError saying where to put it when it is not here."""
+    path, others = find_local_model(model)
+    if path is not None:
+        return str(path)
+    msg = (f"{model.name} is not here: edgepose does not ship or download it ({model.license} "
+           f"weights). Put {model.filename} (sha256 {model.sha256[:12]}..) in a folder of "
+           f"EDGEPOSE_MODEL_PATH ({model_path_text()}) or its {model.subfolder}/ subfolder; "
+           f"make it {model.make_it}")
+    if others:
+        msg += (f". {others[0]} is another file (its sha256 differs): run it with --model "
+                f"{others[0]} --decoder {model.decoder}")
+    raise ModelError(msg)
+
+
 def status() -> list[dict]:
     """One row per model edgepose knows: name, role, file, sha256, origin, keypoint
     layout, where it is found (source / path, None when not here) and its state:
-    "local", "download" (fetched on first use) or "convert" (a TF.js model that
+    "local", "download" (fetched on first use), "convert" (a TF.js model that
     ``edgepose convert tfjs NAME`` must turn into TFLite first; a frozen graph:
-    ``edgepose convert tf-graph NAME``, the row's "convert")."""
+    ``edgepose convert tf-graph NAME``, the row's "convert") or "not shipped" (a
+    LocalModel: the user puts the file in EDGEPOSE_MODEL_PATH; these rows add license
+    and decoder)."""
     from edgepose.model_metadata import TASKS
 
     rows = []
@@ -219,5 +284,13 @@ def status() -> list[dict]:
             "pb": str(source) if source else None,
             "state": "local" if converted.is_file() else "convert",
             "convert": f"edgepose convert tf-graph {model.name}",
+        })
+    for model in LOCAL_MODELS.values():
+        path, _ = find_local_model(model)
+        rows.append({
+            "name": model.name, "role": "pose", "file": model.filename, "sha256": model.sha256,
+            "origin": model.origin, "license": model.license, "layout": model.layout,
+            "decoder": model.decoder, "source": "EDGEPOSE_MODEL_PATH" if path else None,
+            "path": str(path) if path else None, "state": "local" if path else "not shipped",
         })
     return rows

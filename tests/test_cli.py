@@ -253,5 +253,5 @@ def test_models_lists_known_models():
     rows = {r["name"]: r for r in json.loads(out)}
     assert set(rows) == {"detector", "lite", "full", "heavy", "movenet-lightning", "movenet-thunder",
                          "movenet-multipose", "nanodet", "centernet", "efficientpose", "posenet",
-                         "openpose"}
+                         "openpose", "yolo11n-pose"}
     assert all(len(r["sha256"]) == 64 for r in rows.values())

@@ -37,6 +37,14 @@ _INSTALL = {
                 "TensorRT (libnvinfer) where the dynamic loader finds it",
 }
 
+# ORT's intra-op workers spin-wait for work by default. On a CPU shared with anything else
+# (the camera, the encoder, the app, other processes) a spinning worker holds a core its
+# peer needs, and a preempted worker stalls every parallel op: on the 2-core machine
+# under load, YOLO11n-pose took 0.54x the time per frame with spinning off (street clip,
+# side by side in one run, benchmarks/bench_vs_ultralytics.py). Off by default; set
+# EDGEPOSE_ORT_SPINNING=1 for ORT's own default on a machine the model has to itself.
+SPINNING_ENV = "EDGEPOSE_ORT_SPINNING"
+
 # ONNX element type strings as ORT reports them -> numpy dtypes.
 _DTYPES = {
     "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
@@ -110,7 +118,8 @@ class OnnxModel(Model):
     """One ONNX Runtime session with a single input.
 
     provider: cpu, cuda or tensorrt (see :data:`PROVIDERS`). threads: intra-op threads,
-    None lets ORT choose (one per physical core). ``metadata`` is read from the custom
+    None lets ORT choose (one per physical core); they block rather than spin between
+    ops (see :data:`SPINNING_ENV`). ``metadata`` is read from the custom
     metadata map of the session that runs the model (the file is read once).
     """
 
@@ -126,6 +135,8 @@ class OnnxModel(Model):
         opts.inter_op_num_threads = 1  # one model, one frame at a time: no graph parallelism
         if threads is not None:
             opts.intra_op_num_threads = threads
+        if os.environ.get(SPINNING_ENV, "0") != "1":
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             session = ort.InferenceSession(path, sess_options=opts, providers=providers)
         except _load_errors() as exc:

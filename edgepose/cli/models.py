@@ -38,8 +38,14 @@ def cmd_models(args: argparse.Namespace) -> int:
             where = f"{r['path']} ({r['source']})"
         elif r["state"] == "convert":
             where = f"needs converting: {r.get('convert') or 'edgepose convert tfjs ' + r['name']}"
+        elif r["state"] == "not shipped":
+            where = f"not shipped: put {r['file']} in EDGEPOSE_MODEL_PATH"
         else:
             where = "missing: edgepose models --download " + r["name"]
-        print(f"{r['name']:18} {r['role']:9} {r['layout']:27} {r['sha256'][:12]}.. {where}")
+        layout = r["layout"] if r.get("license") is None else f"{r['decoder']} (see below)"
+        print(f"{r['name']:18} {r['role']:9} {layout:27} {r['sha256'][:12]}.. {where}")
+        if r.get("license"):
+            print(f"{'':18} license {r['license']}, not shipped by edgepose; origin: {r['origin']}; "
+                  f"layout: {r['layout']}")
     print(f"cache: {models.cache_dir()}")
     return 0

@@ -94,14 +94,69 @@ def make_input(image: np.ndarray, to_image: np.ndarray, spec: InputSpec,
     w, h = spec.size
     crop = cv2.warpAffine(image, to_image, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=(spec.border,) * 3)
-    if image_color != spec.color:
-        crop = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)  # the same swap both ways
+    return to_tensor(crop, spec, image_color)
+
+
+def to_tensor(crop: np.ndarray, spec: InputSpec, crop_color: str | None = None,
+              out: np.ndarray | None = None) -> np.ndarray:
+    """(1, 3, H, W) or (1, H, W, 3) tensor of ``spec`` from a (H, W, 3) uint8 crop in
+    ``crop_color`` order (default: already ``spec.color``). A float tensor is written in
+    one pass per step straight into ``out`` (or a new array), channel swap and layout
+    included: no intermediate copies."""
+    if crop_color is not None and crop_color != spec.color:
+        crop = crop[..., ::-1]
     mean, std = NORMALIZATIONS[spec.normalize]
     order = slice(None) if spec.color == "rgb" else slice(None, None, -1)
-    x = (crop.astype(np.float32) - np.asarray(mean, np.float32)[order]) / np.asarray(std, np.float32)[order]
-    if spec.channels == "first":
-        x = x.transpose(2, 0, 1)
+    mean = np.asarray(mean, np.float32)[order]
+    std = np.asarray(std, np.float32)[order]
     dtype = np.dtype(spec.dtype)
-    if dtype.kind in "iu":
-        x = np.rint(x)
-    return np.ascontiguousarray(x[None], dtype=dtype)
+    if dtype.kind != "f":
+        x = (crop.astype(np.float32) - mean) / std
+        x = np.rint(x.transpose(2, 0, 1) if spec.channels == "first" else x)
+        return np.ascontiguousarray(x[None], dtype=dtype)
+    h, w = crop.shape[:2]
+    shape = (1, 3, h, w) if spec.channels == "first" else (1, h, w, 3)
+    if out is None or out.shape != shape or out.dtype != dtype:
+        out = np.empty(shape, dtype)
+    src, dst = crop, out[0]
+    if spec.channels == "first":  # the channel axis of mean / std goes first too
+        src, mean, std = crop.transpose(2, 0, 1), mean[:, None, None], std[:, None, None]
+    if spec.normalize == "unit":  # x / 255 in one pass
+        np.divide(src, np.float32(255.0), out=dst, casting="unsafe")
+    else:  # (x - mean) / std, as (crop - mean) / std computed in float32
+        np.subtract(src, mean, out=dst, casting="unsafe")
+        np.divide(dst, std, out=dst)
+    return out
+
+
+class Letterbox:
+    """YOLO's letterbox, as Ultralytics' ``LetterBox`` makes it: the image resized (one
+    cv2.resize, INTER_LINEAR) to fit ``spec.size`` with its aspect kept, each side rounded
+    to whole pixels, centred with the border rounded as Ultralytics rounds it, on
+    ``spec.border``. One per stream: the canvas and the tensor are kept between frames of
+    the same size (the border is drawn once, nothing is allocated per frame), so the
+    tensor returned is overwritten by the next call."""
+
+    def __init__(self, spec: InputSpec) -> None:
+        self.spec = spec
+        self._canvas = np.full((spec.size[1], spec.size[0], 3), spec.border, np.uint8)
+        self._placed: tuple | None = None  # where the last image went: (left, top, w, h)
+        self._out: np.ndarray | None = None
+
+    def __call__(self, image: np.ndarray, image_color: str = "rgb") -> tuple[np.ndarray, np.ndarray]:
+        """(tensor, to_image): the input tensor and the (2, 3) affine from input pixels to
+        image pixels (Ultralytics' ``scale_boxes``: per-axis gains of the rounded size)."""
+        w, h = self.spec.size
+        ih, iw = image.shape[:2]
+        r = min(w / iw, h / ih)
+        nw, nh = max(round(iw * r), 1), max(round(ih * r), 1)
+        left, top = round((w - nw) / 2 - 0.1), round((h - nh) / 2 - 0.1)
+        placed = (left, top, nw, nh)
+        if placed != self._placed:  # another frame size: redraw the border
+            self._canvas[:] = self.spec.border
+            self._placed = placed
+        resized = image if (nw, nh) == (iw, ih) else cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        self._canvas[top:top + nh, left:left + nw] = resized
+        self._out = to_tensor(self._canvas, self.spec, image_color, self._out)
+        to_image = np.array([[iw / nw, 0.0, -left * iw / nw], [0.0, ih / nh, -top * ih / nh]])
+        return self._out, to_image

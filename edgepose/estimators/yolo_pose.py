@@ -1,5 +1,6 @@
-"""Your own bottom-up YOLO-pose model (``--decoder yolo-pose``): the whole frame,
-letterboxed with YOLO's grey 114, gives every person's box and keypoints."""
+"""Your own bottom-up YOLO-pose model (``--decoder yolo-pose``, or ``--model
+yolo11n-pose``): the whole frame, letterboxed as Ultralytics letterboxes it (grey 114),
+gives every person's box and keypoints."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import numpy as np
 
 from edgepose.backends import Model
 from edgepose.decoders import yolo_pose
-from edgepose.estimators import BottomUp, Estimate, box_estimate, whole_frame_input
+from edgepose.decoders.preprocess import Letterbox
+from edgepose.estimators import BottomUp, Estimate, box_estimate
 from edgepose.estimators.topdown import MODEL_OPTIONS, input_spec, missing_output, model_layout
 from edgepose.options import Options
 from edgepose.profiler import StageClock
@@ -35,11 +37,13 @@ class YoloPoseEstimator(BottomUp):
         self._outputs = found[:1]
         o = options.min_detection_confidence
         self.threshold = yolo_pose.SCORE_THRESHOLD if o is None else o
+        self.letterbox = Letterbox(self.input_spec)
 
     def find(self, image: np.ndarray, color: str, clock: StageClock,
              timestamp_ms: float | None) -> tuple[list[Estimate], bool]:
-        x, to_image = whole_frame_input(image, color, self.input_spec, clock)
         t = clock.start()
+        x, to_image = self.letterbox(image, color)
+        t = clock.stop("preprocess", t)
         (out,) = self.model.run(x, self._outputs)
         t = clock.stop("landmark", t)
         scores, boxes, keypoints = yolo_pose.decode(out, to_image, len(self.layout),
