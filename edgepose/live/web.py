@@ -167,9 +167,9 @@ async def start_site(app, host: str, port: int):
     """Start serving ``app``: (runner, the port bound). InputError when the address cannot
     be bound (in use, not this machine's)."""
     _, web = import_aiohttp()
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, shutdown_timeout=2.0)
+    site = web.TCPSite(runner, host, port)
     try:
         await site.start()
     except OSError as exc:
