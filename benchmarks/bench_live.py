@@ -23,7 +23,15 @@ import time
 import urllib.request
 
 import numpy as np
-from common import RESULTS, STREET, command, machine, require_shared, use_shared_models, write_json
+from common import (
+    RESULTS,
+    STREET,
+    command,
+    machine,
+    require_shared,
+    use_shared_models,
+    write_json,
+)
 
 
 def measure(url: str, args, max_people: int) -> dict:

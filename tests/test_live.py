@@ -277,4 +277,60 @@ def test_serve_ends_with_its_file(tmp_path, model_path):
                  "--detector", model_path("detector"))
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
-    assert "short.avi ended" in err and "--loop" in err
+    assert "short.avi ended" in err and "--loop" in err and "frame(s) processed" in out
+
+
+class _ScriptedCamera:
+    """A camera source whose frames the test decides: ``frames`` distinct images, then
+    ``then``: "repeat" (the same image, as some drivers after an unplug) or "block" (a
+    read that never returns)."""
+
+    kind, fps, name, total = "camera", 30.0, "scripted", None
+
+    def __init__(self, frames: int, then: str) -> None:
+        import threading
+
+        self.frames, self.then = frames, then
+        self.release = threading.Event()
+
+    def __iter__(self):
+        import numpy as np
+
+        from edgepose.sources import Frame
+
+        for i in range(self.frames):
+            yield Frame(np.full((48, 64, 3), i % 250, np.uint8), i, None, self.name)
+            time.sleep(0.02)
+        if self.then == "block":
+            self.release.wait()  # a read blocked for good: the capture must abandon it
+        while self.then == "repeat":
+            yield Frame(np.full((48, 64, 3), 7, np.uint8), 0, None, self.name)
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        self.release.set()
+
+
+@pytest.mark.parametrize("then", ["repeat", "block"])
+def test_frozen_or_blocked_camera_is_abandoned_and_reopened(then):
+    """OpenCV can report success after an unplug (the same frame again) and can block in a
+    read for good: both are a lost camera, opened again on a new reader thread."""
+    from edgepose.live import Capture
+
+    opened, states = [], []
+
+    def opener():
+        opened.append(_ScriptedCamera(20, then))
+        return opened[-1]
+
+    capture = Capture("0", opener=opener, stall_s=0.5, open_s=2.0, backoff_s=0.05,
+                      on_state=lambda state, reason: states.append((state, reason)))
+    capture.start()
+    try:
+        wait_for(lambda: len(opened) >= 3, 15, "the camera opened again, twice")
+    finally:
+        capture.stop()
+    names = [s for s, _ in states]
+    assert names[:3] == ["ok", "lost", "reconnecting"] and names.count("ok") >= 2, states
+    assert "no new frame for" in states[1][1]
+    assert capture.frames >= 40  # distinct frames of two openings, none of the repeats

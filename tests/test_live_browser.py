@@ -120,7 +120,7 @@ def test_page_draws_the_skeleton_and_shows_the_banner_while_the_camera_is_lost(b
     for pose, points in zip(shot["record"]["poses"], shot["points"]):
         rgb = config["palette"][pose["id"] % len(config["palette"])] if pose["id"] >= 0 else config["untracked"]
         for x, y, visibility, pixel in points:
-            sx, sy = int(round(ox + x * scale)), int(round(oy + y * scale))
+            sx, sy = int(ox + x * scale), int(oy + y * scale)
             if visibility >= config["min_visibility"] and 0 <= sx < image.shape[1] and 0 <= sy < image.shape[0]:
                 total += 1
                 hits += all(int(p) >= c - 40 for p, c in zip(image[sy, sx], rgb))  # colour or its white ring

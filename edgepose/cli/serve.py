@@ -58,9 +58,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         open_live(spec).close()  # a file that is missing or cannot be read: say so now
     opts = options_from_args(args)
     engine = LiveEngine(spec, opts, loop=args.loop, layout=args.layout)
-    engine.start()
+    _interrupt_on_signals()  # until the server runs: a stop while models load is a stop too
     try:
+        engine.start()
         how = asyncio.run(_serve(engine, args.host, args.port, token))
+    except KeyboardInterrupt:
+        how = "stopped while starting"
     finally:
         engine.stop()
     h = engine.health()
@@ -69,6 +72,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
           f"{h['reconnects']} reconnect(s), latency p50 {lat['p50']} ms p99 {lat['p99']} ms, "
           f"up {h['uptime_s']:.0f} s", flush=True)
     return 0
+
+
+def _interrupt_on_signals() -> None:
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    for name in STOP_SIGNALS:
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), interrupt)
 
 
 async def _serve(engine, host: str, port: int, token: str | None) -> str:

@@ -46,7 +46,8 @@ class LiveEngine:
     """Poses from a live source, on two threads (capture, inference).
 
     ``source``: a camera index, a V4L2 device path, a stream URL, 'picamera2' or a video
-    file (played at its own rate; ``loop`` plays it again at its end). ``pipeline``: a
+    file (played at its own rate, unless ``realtime`` is off; ``loop`` plays it again at
+    its end). ``pipeline``: a
     :class:`~edgepose.Pipeline` to use (the engine closes it on stop), else one is made
     from ``options`` and ``overrides``. ``capture`` keywords go to
     :class:`~edgepose.live.capture.Capture` (stall_s, open_s, backoff_s, ...).
@@ -54,14 +55,15 @@ class LiveEngine:
     """
 
     def __init__(self, source: str, options: Options | None = None, *, pipeline=None,
-                 loop: bool = False, layout: str = "blazepose", leave_after: int = 3,
-                 capture: dict | None = None, **overrides) -> None:
+                 loop: bool = False, realtime: bool = True, layout: str = "blazepose",
+                 leave_after: int = 3, capture: dict | None = None, **overrides) -> None:
         self.source = str(source)
         self.layout = layout
         self._options = options
         self._overrides = overrides
         self.pipeline = pipeline
-        self.capture = Capture(self.source, loop=loop, on_state=self._on_state, **(capture or {}))
+        self.capture = Capture(self.source, loop=loop, realtime=realtime, on_state=self._on_state,
+                               **(capture or {}))
         self.people = PeopleEvents(leave_after)
         self.frames = 0
         self.errors = 0
