@@ -106,10 +106,42 @@ def compare_render(url: str, args) -> dict:
            "annotated_jpeg_ms": round(float(np.median(drawn)), 3),
            "people_per_frame": round(float(np.mean([len(r.result.poses) for r in got])), 2)}
     out["annotated_over_raw"] = round(out["annotated_jpeg_ms"] / out["raw_jpeg_plus_json_ms"], 3)
+    out["page_draw_ms"] = page_draw_ms(url, args)
     print(f"render: raw JPEG + JSON {out['raw_jpeg_plus_json_ms']} ms/frame, server-drawn JPEG "
-          f"{out['annotated_jpeg_ms']} ms/frame (x{out['annotated_over_raw']}), "
-          f"{out['people_per_frame']} people per frame", flush=True)
+          f"{out['annotated_jpeg_ms']} ms/frame (x{out['annotated_over_raw']}), the page's canvas "
+          f"{out['page_draw_ms']} ms/frame in Chromium; {out['people_per_frame']} people per frame", flush=True)
     return out
+
+
+def page_draw_ms(url: str, args) -> float | None:
+    """Mean time the page spends drawing the skeleton of a frame, in Debian's headless
+    chromium (None when chromium, chromedriver or selenium is absent)."""
+    import shutil
+
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        return None
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        return None
+    from edgepose.live import LiveEngine
+    from edgepose.live.web import BackgroundServer
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,720"):
+        options.add_argument(arg)
+    engine = LiveEngine(url, model=args.model, max_people=4, threads=args.threads)
+    with engine, BackgroundServer(engine, port=0) as web:
+        driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+        try:
+            driver.get(web.url + "/")
+            time.sleep(15)
+            drawn, ms = driver.execute_script("return [window.edgepose.drawn, window.edgepose.drawMs]")
+        finally:
+            driver.quit()
+    return round(ms / drawn, 3) if drawn else None
 
 
 def soak(server, args) -> dict:
