@@ -4,6 +4,7 @@ poses and events, /health) over the live engine, until SIGTERM, SIGINT or SIGHUP
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -45,6 +46,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from edgepose.live import LiveEngine
     from edgepose.live.web import TOKEN_ENV, check_bind, import_aiohttp
 
+    # a kiosk's log (journal) says every change of the camera's state, ok included
+    logging.getLogger("edgepose.live").setLevel(logging.INFO)
     token = args.token or os.environ.get(TOKEN_ENV) or None
     check_bind(args.host, token)
     import_aiohttp()
@@ -68,9 +71,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         engine.stop()
     h = engine.health()
     lat = h["latency_ms"]
+    latency = f", latency p50 {lat['p50']:.0f} ms p99 {lat['p99']:.0f} ms" if h["frames"] else ""
     print(f"edgepose serve: {how}; {h['frames']} frame(s) processed, {h['dropped']} dropped, "
-          f"{h['reconnects']} reconnect(s), latency p50 {lat['p50']} ms p99 {lat['p99']} ms, "
-          f"up {h['uptime_s']:.0f} s", flush=True)
+          f"{h['reconnects']} reconnect(s){latency}, up {h['uptime_s'] or 0:.0f} s", flush=True)
     return 0
 
 

@@ -187,8 +187,9 @@ class Capture:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        if self._thread is None:  # never started
+            return
+        self._thread.join(timeout)
         conn = self._conn
         if conn is not None:
             conn.abandoned = True
@@ -211,7 +212,7 @@ class Capture:
             return
         self.state, self.reason = state, reason
         level = logging.INFO if state in ("ok", "starting", "stopped", "ended") else logging.WARNING
-        log.log(level, "camera %s: %s%s", self.name, state, f" ({reason})" if reason else "")
+        log.log(level, "live source %s: %s%s", self.name, state, f" ({reason})" if reason else "")
         if self.on_state is not None:
             try:
                 self.on_state(state, reason)
