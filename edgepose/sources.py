@@ -223,59 +223,6 @@ def open_source(spec: str) -> Source:
     return _open_capture(os.fspath(path), "video", path.name)
 
 
-def demo_image(download: bool = False) -> Path | None:
-    """The demo photo of a person (``edgepose.demo``), or None when it is not on this
-    machine and ``download`` is off or fails."""
-    from edgepose.demo import NoDemoPhoto, demo_photo
-
-    try:
-        return demo_photo(download)
-    except NoDemoPhoto:
-        return None
-
-
-def read_frames(spec: str, limit: int | None = None) -> tuple[list[np.ndarray], Source]:
-    """The BGR frames (at most ``limit``) of a fixed set: a video file, a folder of images or
-    an image, and its (closed) source for its name, kind and frame rate. InputError for a
-    camera or stream, which have no fixed set of frames."""
-    source = open_source(spec)
-    if source.kind in ("camera", "stream"):
-        source.close()
-        raise InputError(f"{source.name} is live: give a video file, a folder or an image "
-                         "for a fixed set of frames")
-    return _collect(source, limit), source
-
-
-def open_video(path: str | os.PathLike) -> VideoSource:
-    """A video file as a source, named after the file as ``open_source`` names it
-    (whatever its name: a file called ``0`` is not a camera). InputError when it is
-    missing or cannot be opened."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path} does not exist")
-    return _open_capture(os.fspath(path), "video", path.name)
-
-
-def read_video(path: str | os.PathLike, limit: int | None = None) -> tuple[list[np.ndarray], float | None]:
-    """The BGR frames of a video file (at most ``limit``) and its frame rate.
-    InputError when the file cannot be opened or no frame decodes."""
-    source = open_video(path)
-    return _collect(source, limit), source.fps
-
-
-def _collect(source: Source, limit: int | None) -> list[np.ndarray]:
-    """Read up to ``limit`` frames, then close the source."""
-    frames = []
-    try:
-        for frame in source:
-            frames.append(frame.image)
-            if limit is not None and len(frames) >= limit:
-                break
-    finally:
-        source.close()
-    return frames
-
-
 # Live sources (edgepose.live): opened again and again by the capture thread when a camera
 # or stream is lost, so a stream's own timeouts are short (the thread abandons a read that
 # stalls for longer anyway).
@@ -328,3 +275,56 @@ def open_live(spec: str, timeout_ms: int = LIVE_TIMEOUT_MS) -> Source:
         raise InputError(f"{spec} is not live: give a camera index, a device (/dev/video0), a "
                          "stream URL, 'picamera2' or a video file")
     return open_video(path)
+
+
+def demo_image(download: bool = False) -> Path | None:
+    """The demo photo of a person (``edgepose.demo``), or None when it is not on this
+    machine and ``download`` is off or fails."""
+    from edgepose.demo import NoDemoPhoto, demo_photo
+
+    try:
+        return demo_photo(download)
+    except NoDemoPhoto:
+        return None
+
+
+def read_frames(spec: str, limit: int | None = None) -> tuple[list[np.ndarray], Source]:
+    """The BGR frames (at most ``limit``) of a fixed set: a video file, a folder of images or
+    an image, and its (closed) source for its name, kind and frame rate. InputError for a
+    camera or stream, which have no fixed set of frames."""
+    source = open_source(spec)
+    if source.kind in ("camera", "stream"):
+        source.close()
+        raise InputError(f"{source.name} is live: give a video file, a folder or an image "
+                         "for a fixed set of frames")
+    return _collect(source, limit), source
+
+
+def open_video(path: str | os.PathLike) -> VideoSource:
+    """A video file as a source, named after the file as ``open_source`` names it
+    (whatever its name: a file called ``0`` is not a camera). InputError when it is
+    missing or cannot be opened."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path} does not exist")
+    return _open_capture(os.fspath(path), "video", path.name)
+
+
+def read_video(path: str | os.PathLike, limit: int | None = None) -> tuple[list[np.ndarray], float | None]:
+    """The BGR frames of a video file (at most ``limit``) and its frame rate.
+    InputError when the file cannot be opened or no frame decodes."""
+    source = open_video(path)
+    return _collect(source, limit), source.fps
+
+
+def _collect(source: Source, limit: int | None) -> list[np.ndarray]:
+    """Read up to ``limit`` frames, then close the source."""
+    frames = []
+    try:
+        for frame in source:
+            frames.append(frame.image)
+            if limit is not None and len(frames) >= limit:
+                break
+    finally:
+        source.close()
+    return frames

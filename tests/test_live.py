@@ -334,3 +334,19 @@ def test_frozen_or_blocked_camera_is_abandoned_and_reopened(then):
     assert names[:3] == ["ok", "lost", "reconnecting"] and names.count("ok") >= 2, states
     assert "no new frame for" in states[1][1]
     assert capture.frames >= 40  # distinct frames of two openings, none of the repeats
+
+
+def test_a_stream_password_stays_out_of_names_and_reasons():
+    from edgepose.live import Capture
+
+    spec = "http://kiosk:s3cret@127.0.0.1:9/stream.mjpg"  # port 9: nothing listens
+    states = []
+    capture = Capture(spec, open_s=2.0, backoff_s=0.05,
+                      on_state=lambda state, reason: states.append(reason))
+    capture.start()
+    try:
+        wait_for(lambda: len(states) >= 2, 15, "the failed opening reported")
+    finally:
+        capture.stop()
+    assert capture.name == "http://127.0.0.1:9/stream.mjpg"
+    assert states and not any("s3cret" in r for r in states), states

@@ -208,6 +208,7 @@ class Capture:
         self.latest.put(Captured(frame, now))
 
     def _set(self, state: str, reason: str = "") -> None:
+        reason = reason.replace(self.spec, self.name)  # no password of a URL in logs or /health
         if state == self.state and reason == self.reason:
             return
         self.state, self.reason = state, reason
