@@ -350,3 +350,23 @@ def test_a_stream_password_stays_out_of_names_and_reasons():
         capture.stop()
     assert capture.name == "http://127.0.0.1:9/stream.mjpg"
     assert states and not any("s3cret" in r for r in states), states
+
+
+def test_engines_started_and_stopped_leave_no_threads_or_fds(replay, model_path):
+    import threading
+
+    import psutil
+
+    from edgepose.live import LiveEngine
+
+    def cycle():
+        with LiveEngine(replay.url, model=model_path("full"), detector=model_path("detector"),
+                        threads=1) as live:
+            wait_for(lambda: live.frames > 2, 30, "frames")
+
+    cycle()  # first: libraries load once
+    threads, fds = threading.active_count(), psutil.Process().num_fds()
+    for _ in range(3):
+        cycle()
+    wait_for(lambda: threading.active_count() <= threads, 10, "reader threads ended")
+    assert psutil.Process().num_fds() <= fds
