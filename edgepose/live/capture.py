@@ -80,7 +80,8 @@ class _Connection:
         self.realtime = realtime
         self.frozen_check = frozen_check
         self.started = time.monotonic()
-        self.last_fresh: float | None = None  # when the last new frame arrived
+        self.last_read: float | None = None  # when the last frame arrived
+        self.last_fresh: float | None = None  # when the last frame that differs arrived
         self.frames = 0
         self.fps: float | None = None
         self.kind = ""
@@ -125,14 +126,16 @@ class _Connection:
                     time.sleep(delay)
             self.frames += 1
             image = frame.image
+            now = self.last_read = time.monotonic()
             if self.frozen_check:
                 # some drivers report success after an unplug and repeat the last frame:
                 # a camera's sensor noise makes real frames differ
                 sample = image[::16, ::16].tobytes()
-                if sample == previous:
-                    continue
+                if sample != previous:
+                    self.last_fresh = now
                 previous = sample
-            self.last_fresh = time.monotonic()
+            else:
+                self.last_fresh = now
             self.deliver(image)
             if self.abandoned:
                 return
@@ -140,8 +143,12 @@ class _Connection:
             self.error = "no frame could be read"
 
     def age(self) -> float:
-        """Seconds since the last new frame (or since the opening started)."""
-        return time.monotonic() - (self.last_fresh or self.started)
+        """Seconds since the last frame (or since the opening started)."""
+        return time.monotonic() - (self.last_read or self.started)
+
+    def frozen_for(self) -> float:
+        """Seconds the frames have been the same (0 when not checked, or none came)."""
+        return time.monotonic() - self.last_fresh if self.frozen_check and self.last_fresh else 0.0
 
 
 class Capture:
@@ -149,7 +156,9 @@ class Capture:
     ``latest`` (a :class:`LatestFrame`). ``on_state(state, reason)`` is called (on the
     capture thread) at every change of :attr:`state`.
 
-    ``stall_s``: no new frame for this long (after the first) and the source is lost.
+    ``stall_s``: no frame for this long (after the first) and the source is lost.
+    ``frozen_s``: a camera (index or device) that repeats the very same frame this long is
+    lost too (some drivers do so after an unplug; sensor noise makes real frames differ).
     ``open_s``: the longest an opening may take before the first frame. ``backoff_s``:
     the first wait before opening again, doubled on each failure up to ``max_backoff_s``.
     ``realtime``: a video file is read at its own frame rate; ``loop``: and played again
@@ -157,7 +166,7 @@ class Capture:
     """
 
     def __init__(self, spec: str, *, opener: Callable[[], Source] | None = None,
-                 realtime: bool = True, loop: bool = False, stall_s: float = 2.0,
+                 realtime: bool = True, loop: bool = False, stall_s: float = 2.0, frozen_s: float = 5.0,
                  open_s: float = 6.0, backoff_s: float = 0.25, max_backoff_s: float = 1.0,
                  on_state: Callable[[str, str], None] | None = None) -> None:
         self.spec = spec
@@ -165,7 +174,7 @@ class Capture:
         self.opener = opener or (lambda: open_live(spec))
         self.realtime = realtime
         self.loop = loop
-        self.stall_s, self.open_s = stall_s, open_s
+        self.stall_s, self.open_s, self.frozen_s = stall_s, open_s, frozen_s
         self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
         self.on_state = on_state
         self.latest = LatestFrame()
@@ -250,7 +259,7 @@ class Capture:
         """Wait until ``conn`` ends or stalls: the reason the source is lost, or None when
         a video file came to its end."""
         while not self._stop.wait(CHECK_S):
-            if conn.last_fresh is not None and self.state != "ok":
+            if conn.last_read is not None and self.state != "ok":
                 self.kind, self.fps = conn.kind, conn.fps
                 self._set("ok")
             if conn.done:
@@ -259,10 +268,13 @@ class Capture:
                 if conn.kind == "video":
                     return None
                 return "the stream ended"
-            limit = self.stall_s if conn.last_fresh is not None else self.open_s
+            limit = self.stall_s if conn.last_read is not None else self.open_s
             if conn.age() > limit:
                 conn.abandoned = True
-                what = "no new frame" if conn.last_fresh is not None else "opening took"
+                what = "no frame" if conn.last_read is not None else "opening took"
                 return f"{what} for {conn.age():.1f} s"
+            if conn.frozen_for() > self.frozen_s:
+                conn.abandoned = True
+                return f"the same frame for {conn.frozen_for():.1f} s"
         conn.abandoned = True
         return "stopped"
