@@ -370,3 +370,24 @@ def test_engines_started_and_stopped_leave_no_threads_or_fds(replay, model_path)
         cycle()
     wait_for(lambda: threading.active_count() <= threads, 10, "reader threads ended")
     assert psutil.Process().num_fds() <= fds
+
+
+def test_loopback_server_refuses_other_hosts_and_cross_origin_websockets(web):
+    """DNS rebinding (a page of evil.example resolving to 127.0.0.1) and a WebSocket opened
+    by a page of another origin are refused."""
+    port = web.url.rsplit(":", 1)[1]
+    assert get(web.url + "/health", {"Host": "evil.example:" + port})[0] == 403
+    assert get(web.url + "/health", {"Host": "localhost:" + port})[0] in (200, 503)
+    import asyncio
+
+    import aiohttp
+
+    async def first(origin: str) -> dict:
+        async with aiohttp.ClientSession() as session, session.ws_connect(
+                web.url.replace("http", "ws") + "/ws", origin=origin) as sock:
+            return json.loads((await sock.receive(timeout=10)).data)
+
+    assert asyncio.run(first(web.url))["event"] == "camera"  # the page's own origin
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        asyncio.run(first("http://evil.example"))
+    assert refused.value.status == 403

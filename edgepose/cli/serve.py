@@ -93,7 +93,7 @@ async def _serve(engine, host: str, port: int, token: str | None) -> str:
     import asyncio
     import signal
 
-    from edgepose.live.web import make_app, start_site
+    from edgepose.live.web import LOOPBACK, make_app, start_site
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -106,7 +106,7 @@ async def _serve(engine, host: str, port: int, token: str | None) -> str:
     for name in STOP_SIGNALS:
         if hasattr(signal, name):
             loop.add_signal_handler(getattr(signal, name), on_signal, name)
-    runner, bound = await start_site(make_app(engine, token), host, port)
+    runner, bound = await start_site(make_app(engine, token, loopback=host in LOOPBACK), host, port)
     d = engine.pipeline.describe()
     shown = f"[{host}]" if ":" in host else host
     print(f"edgepose serve: http://{shown}:{bound}/ ({engine.capture.name}, model {d['model']}, "

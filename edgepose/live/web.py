@@ -20,6 +20,7 @@ import json
 import logging
 import threading
 from importlib import resources
+from urllib.parse import urlsplit
 
 from edgepose.errors import InputError
 from edgepose.live.engine import LiveEngine
@@ -65,8 +66,11 @@ def page_config(layout: str) -> dict:
             "palette": [[c[2], c[1], c[0]] for c in PALETTE], "untracked": [255, 255, 255]}
 
 
-def make_app(engine: LiveEngine, token: str | None = None):
-    """The aiohttp Application serving ``engine``."""
+def make_app(engine: LiveEngine, token: str | None = None, loopback: bool = True):
+    """The aiohttp Application serving ``engine``. ``loopback`` (it listens on loopback
+    only): requests must name a loopback host, so that a web page in the kiosk's browser
+    cannot reach it through DNS rebinding. A WebSocket handshake from a page of another
+    origin (its Origin header) is refused whatever the address."""
     _, web = import_aiohttp()
     static = resources.files("edgepose.live") / "static"
     files = {route: (static.joinpath(name).read_bytes(), kind) for route, (name, kind) in PAGES.items()}
@@ -76,6 +80,11 @@ def make_app(engine: LiveEngine, token: str | None = None):
 
     @web.middleware
     async def auth(request, handler):
+        if loopback and _hostname(request.host) not in LOOPBACK:
+            return web.Response(status=403, text=f"403: this server answers to {LOOPBACK[0]} only\n")
+        origin = request.headers.get("Origin")
+        if request.path == "/ws" and origin and urlsplit(origin).netloc != request.host:
+            return web.Response(status=403, text="403: a page of another origin\n")
         if token is not None:
             given = request.query.get("token", "")
             header = request.headers.get("Authorization", "")
@@ -163,6 +172,11 @@ def make_app(engine: LiveEngine, token: str | None = None):
     return app
 
 
+def _hostname(host: str) -> str:
+    """The name in a Host header, without its port ("[::1]:8080" -> "::1")."""
+    return urlsplit("//" + host).hostname or ""
+
+
 async def start_site(app, host: str, port: int):
     """Start serving ``app``: (runner, the port bound). InputError when the address cannot
     be bound (in use, not this machine's)."""
@@ -206,7 +220,8 @@ class BackgroundServer:
         return self
 
     async def _start(self):
-        return await start_site(make_app(self.engine, self.token), self.host, self.port)
+        app = make_app(self.engine, self.token, loopback=self.host in LOOPBACK)
+        return await start_site(app, self.host, self.port)
 
     def stop(self) -> None:
         if self._runner is not None:
