@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 
 import numpy as np
 import pytest
-from conftest import STREET, need
+from live_helpers import open_engine, open_replay, wait_for
 
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
@@ -29,15 +28,6 @@ return {record, points, size: [canvas.width, canvas.height], corner: pixel(1, 1)
         rect: [rect.left, rect.top, rect.width, rect.height], dpr: window.devicePixelRatio,
         config: window.edgepose.state.config};
 """
-
-
-def wait_for(predicate, timeout: float, what: str) -> float:
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.1)
-    return time.monotonic() - start
 
 
 @pytest.fixture(scope="module")
@@ -61,13 +51,10 @@ def browser():
 
 @pytest.fixture(scope="module")
 def kiosk(model_path):
-    from edgepose.live import LiveEngine
-    from edgepose.live.replay import ReplayServer
     from edgepose.live.web import BackgroundServer
 
-    replay = ReplayServer.from_video(need(STREET), fps=25, limit=60, scale=0.5).start()
-    engine = LiveEngine(replay.url, model=model_path("full"), detector=model_path("detector"),
-                        max_people=2, threads=1, capture={"stall_s": 1.0, "open_s": 3.0})
+    replay = open_replay()
+    engine = open_engine(replay.url, model_path)
     with engine, BackgroundServer(engine, port=0) as web:
         yield replay, engine, web
     replay.kill()
