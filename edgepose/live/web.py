@@ -124,7 +124,7 @@ def make_app(engine: LiveEngine, token: str | None = None, loopback: bool = True
                 data = await loop.run_in_executor(encoder, item.jpeg, annotated)
                 await response.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: "
                                      f"{len(data)}\r\n\r\n".encode("ascii") + data + b"\r\n")
-        except (ConnectionError, asyncio.CancelledError):
+        except ConnectionError:
             pass  # the viewer went away
         finally:
             sub.close()
@@ -149,8 +149,8 @@ def make_app(engine: LiveEngine, token: str | None = None, loopback: bool = True
                                           "reason": engine.capture.reason, "source": engine.capture.name}))
             async for item in sub:
                 await ws.send_str(item.json() if isinstance(item, LiveResult) else json.dumps(item))
-        except (ConnectionError, asyncio.CancelledError):
-            pass
+        except ConnectionError:
+            pass  # the client went away
         finally:
             sub.close()
             subs.discard(sub)
