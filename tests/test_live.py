@@ -230,3 +230,26 @@ def test_engines_started_and_stopped_leave_no_threads_or_fds(replay, model_path)
     assert psutil.Process().num_fds() <= fds
 
 
+
+
+def test_a_failing_frame_does_not_stop_the_engine(replay, model_path):
+    """A person detector that raises on some frames (a stand-in for a runtime error): the
+    engine logs it, counts it, and goes on with the next frames."""
+    import numpy as np
+
+    from edgepose import Pipeline
+    from edgepose.live import LiveEngine
+
+    calls = []
+
+    def detector(image: np.ndarray):
+        calls.append(1)
+        if len(calls) % 3 == 0:
+            raise RuntimeError("the accelerator went away")
+        return []
+
+    pipe = Pipeline(model=model_path("full"), person_detector=detector, threads=1)
+    with LiveEngine(replay.url, pipeline=pipe) as live:
+        wait_for(lambda: live.errors >= 2 and live.frames >= 4, 30, "frames around the failures")
+        assert live.health()["errors"] == live.errors
+    assert pipe._closed

@@ -130,6 +130,7 @@ class LiveEngine:
 
             self.pipeline = Pipeline(self._options, **self._overrides)
         if self.pipeline.options.static_image_mode:
+            self.pipeline.close()
             raise InputError("a live engine follows people over frames: static_image_mode must be off")
         self.started_at = time.monotonic()
         self.capture.start()
@@ -186,6 +187,11 @@ class LiveEngine:
             except InputError as exc:  # a bad frame: say so, go on with the next
                 self.errors += 1
                 log.warning("live: frame %d skipped: %s", frame.index, exc)
+                continue
+            except Exception:  # a kiosk goes on; the log says what failed, and how often
+                self.errors += 1
+                if self.errors == 1 or self.errors % 100 == 0:
+                    log.exception("live: frame %d failed (%d failures so far)", frame.index, self.errors)
                 continue
             now = time.monotonic()
             record = JsonLinesSink.record(self.capture.name, frame, result, "video")
@@ -249,5 +255,6 @@ class LiveEngine:
             "rss_mb": None if (rss := rss_mb()) is None else round(rss, 1),
             "uptime_s": None if self.started_at is None else round(now - self.started_at, 2),
             "reconnects": self.capture.reconnects,
+            "errors": self.errors,
             "people": self.people.count,
         }
