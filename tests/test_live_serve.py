@@ -189,3 +189,40 @@ def test_loopback_server_refuses_other_hosts_and_cross_origin_websockets(web):
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         asyncio.run(first("http://evil.example"))
     assert refused.value.status == 403
+
+
+def _first_jpeg(url: str) -> bytes:
+    """The first JPEG part of an MJPEG (multipart/x-mixed-replace) response."""
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=15) as stream:
+        assert stream.headers["Content-Type"].startswith("multipart/x-mixed-replace")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += stream.read(1)
+        length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+        return stream.read(length)
+
+
+def test_video_streams_the_processed_frames_raw_or_drawn(engine, web):
+    import cv2
+    import numpy as np
+
+    wait_for(lambda: engine.state == "ok", 15, "ok")
+    raw = cv2.imdecode(np.frombuffer(_first_jpeg(web.url + "/video"), np.uint8), cv2.IMREAD_COLOR)
+    drawn = cv2.imdecode(np.frombuffer(_first_jpeg(web.url + "/video?overlay=1"), np.uint8), cv2.IMREAD_COLOR)
+    width, height = engine.last_result.record["image_size"]
+    assert raw.shape == drawn.shape == (height, width, 3)
+
+
+def test_page_config_comes_from_edgepose_draw_and_the_page_loads_nothing_from_elsewhere(web):
+    from edgepose.draw import PALETTE
+    from edgepose.live.web import page_config
+
+    coco = page_config("coco")
+    assert len(coco["points"]) == 17 and max(max(e) for e in coco["edges"]) == 16
+    blazepose = json.loads(get(web.url + "/config")[1])
+    assert max(max(e) for e in blazepose["edges"]) == 32 and blazepose["points"] is None
+    assert blazepose["palette"] == [[r, g, b] for b, g, r in PALETTE]  # BGR -> RGB
+    page = get(web.url + "/")[1].decode()
+    assert "://" not in page.replace("wss://", "").replace("ws://", "")
