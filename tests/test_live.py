@@ -253,3 +253,20 @@ def test_a_failing_frame_does_not_stop_the_engine(replay, model_path):
         wait_for(lambda: live.errors >= 2 and live.frames >= 4, 30, "frames around the failures")
         assert live.health()["errors"] == live.errors
     assert pipe._closed
+
+
+def test_live_sources_by_their_command_line_form(tmp_path):
+    from edgepose.errors import InputError
+    from edgepose.sources import live_name, open_live
+
+    assert live_name("0") == "camera 0" and live_name("/dev/video2") == "/dev/video2"
+    assert live_name(str(STREET)) == STREET.name
+    with pytest.raises(InputError, match="/dev/video99 could not be opened"):
+        open_live("/dev/video99")  # a V4L2 path is a camera, not a file that is missing
+    with pytest.raises(InputError, match="is not live"):
+        open_live(str(tmp_path))
+    source = open_live(str(need(STREET)))
+    try:
+        assert source.kind == "video" and source.fps == 50
+    finally:
+        source.close()
