@@ -132,3 +132,20 @@ def test_page_draws_the_skeleton_and_shows_the_banner_while_the_camera_is_lost(b
     mean_ms = js("return window.edgepose.drawMs / window.edgepose.drawn")
     print(f"page: {mean_ms:.2f} ms per frame to draw the skeleton")
     assert np.isfinite(mean_ms)
+
+
+def test_page_works_with_a_token(browser, kiosk):
+    """Opened as /?token=TOKEN, the page carries the token to /config, /video, /ws and /health."""
+    from edgepose.live.web import BackgroundServer
+
+    replay, engine, _ = kiosk
+    wait_for(lambda: engine.state == "ok", 30, "the camera back")
+    with BackgroundServer(engine, port=0, token="kiosk-token") as web:
+        browser.get(web.url + "/?token=kiosk-token")
+        js = browser.execute_script
+        wait_for(lambda: js("return window.edgepose.drawn") > 3, 60, "frames drawn")
+        wait_for(lambda: js("return window.edgepose.state.latency !== null"), 10, "health polled")
+        assert js("return document.getElementById('video').naturalWidth") > 0, "the MJPEG is shown"
+        assert not browser.find_element("id", "banner").is_displayed()
+        browser.get(web.url + "/")
+        assert "401" in browser.find_element("tag name", "body").text
