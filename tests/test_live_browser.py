@@ -138,7 +138,7 @@ def test_page_works_with_a_token(browser, kiosk):
     """Opened as /?token=TOKEN, the page carries the token to /config, /video, /ws and /health."""
     from edgepose.live.web import BackgroundServer
 
-    replay, engine, _ = kiosk
+    _, engine, _ = kiosk
     wait_for(lambda: engine.state == "ok", 30, "the camera back")
     with BackgroundServer(engine, port=0, token="kiosk-token") as web:
         browser.get(web.url + "/?token=kiosk-token")
