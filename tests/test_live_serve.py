@@ -226,3 +226,32 @@ def test_page_config_comes_from_edgepose_draw_and_the_page_loads_nothing_from_el
     assert blazepose["palette"] == [[r, g, b] for b, g, r in PALETTE]  # BGR -> RGB
     page = get(web.url + "/")[1].decode()
     assert "://" not in page.replace("wss://", "").replace("ws://", "")
+
+
+def test_people_events_reach_the_websocket(engine, web):
+    """The clip loops every 2.4 s: people jump back to where they were, new tracks start,
+    old ones end; the WebSocket carries the events with the frames."""
+    import asyncio
+
+    import aiohttp
+
+    async def events_until_both(timeout: float) -> list[dict]:
+        seen: list[dict] = []
+        async with aiohttp.ClientSession() as session, session.ws_connect(web.url.replace("http", "ws") + "/ws") as ws:
+            deadline = asyncio.get_running_loop().time() + timeout
+            while {"person_entered", "person_left"} - {e["event"] for e in seen}:
+                msg = await ws.receive(timeout=max(0.1, deadline - asyncio.get_running_loop().time()))
+                item = json.loads(msg.data)
+                if "event" in item:
+                    seen.append(item)
+        return seen
+
+    wait_for(lambda: engine.state == "ok", 15, "ok")
+    seen = asyncio.run(events_until_both(30))
+    entered = next(e for e in seen if e["event"] == "person_entered")
+    assert isinstance(entered["id"], int) and entered["id"] >= 0 and isinstance(entered["frame"], int)
+    for event in seen:
+        if event["event"] in ("person_entered", "person_left"):
+            assert event.keys() == {"event", "id", "frame", "timestamp_ms"}
+        elif event["event"] == "count_changed":
+            assert event.keys() == {"event", "people", "previous", "frame", "timestamp_ms"}
