@@ -90,7 +90,8 @@ class LiveEngine:
     def on_event(self, callback: Callable[[dict], None]) -> None:
         """Call ``callback(event)`` for each event: {"event": "person_entered" | "person_left",
         "id", "frame", "timestamp_ms"}, {"event": "count_changed", "people", "previous", ...},
-        {"event": "camera", "state", "reason"}."""
+        {"event": "camera", "state", "reason"}. When the camera is lost or a file ends,
+        everyone still seen leaves (person_left, then count_changed to 0)."""
         self._event_callbacks.append(callback)
 
     def subscribe(self, maxsize: int = 2, results: bool = True, events: bool = True) -> Subscription:
@@ -170,14 +171,12 @@ class LiveEngine:
             if self._reset.is_set():  # the camera was lost: new tracks, nobody seen yet
                 self._reset.clear()
                 self.pipeline.reset()
-                last = self.last_result
-                for event in self.people.clear(last.frame.index if last else 0,
-                                               last.frame.timestamp_ms if last else None):
-                    self._publish(event, False)
+                self._clear_people()
                 if item is not None and item.captured_at < self._lost_at:
                     item = None  # read before the loss was noticed
             if item is None:
-                if self.capture.state == "ended":
+                if self.capture.state == "ended":  # the file ended: everyone has left
+                    self._clear_people()
                     self.finished.set()
                     return
                 continue
@@ -205,6 +204,12 @@ class LiveEngine:
             for event in self.people.update([p.track_id for p in result.poses], frame.index,
                                             frame.timestamp_ms):
                 self._publish(event, False)
+
+    def _clear_people(self) -> None:
+        last = self.last_result
+        for event in self.people.clear(last.frame.index if last else 0,
+                                       last.frame.timestamp_ms if last else None):
+            self._publish(event, False)
 
     def _on_state(self, state: str, reason: str) -> None:
         """From the capture thread: log, publish, and after a loss forget the people."""
