@@ -149,3 +149,26 @@ def test_page_works_with_a_token(browser, kiosk):
         assert not browser.find_element("id", "banner").is_displayed()
         browser.get(web.url + "/")
         assert "401" in browser.find_element("tag name", "body").text
+
+
+def test_page_comes_back_with_a_restarted_server(browser, kiosk):
+    """The service restarts (systemd): the page says the connection is lost, then resumes
+    frames and opens the video again, without a reload."""
+    from edgepose.live.web import BackgroundServer
+
+    _, engine, _ = kiosk
+    wait_for(lambda: engine.state == "ok", 30, "the camera back")
+    web = BackgroundServer(engine, port=0).start()
+    port = web.port
+    browser.get(web.url + "/")
+    js = browser.execute_script
+    wait_for(lambda: js("return window.edgepose.drawn") > 3, 60, "frames drawn")
+    video_src = js("return document.getElementById('video').src")
+    web.stop()
+    banner = browser.find_element("id", "banner")
+    wait_for(lambda: "Connection to edgepose lost" in banner.text, 20, "the banner")
+    drawn = js("return window.edgepose.drawn")
+    with BackgroundServer(engine, port=port):
+        wait_for(lambda: js("return window.edgepose.drawn") > drawn + 3, 30, "frames again")
+        wait_for(lambda: not banner.is_displayed(), 10, "the banner gone")
+        assert js("return document.getElementById('video').src") != video_src
