@@ -232,6 +232,9 @@ class BackgroundServer:
         return await start_site(app, self.host, self.port)
 
     def stop(self) -> None:
+        """Stop serving (safe to call twice)."""
+        if self._loop.is_closed():
+            return
         if self._runner is not None:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=30)
             self._runner = None
