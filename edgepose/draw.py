@@ -12,6 +12,7 @@ LAYOUTS = ("blazepose", "coco")
 
 _PALETTE = [(0, 200, 255), (255, 120, 0), (80, 220, 80), (220, 60, 220), (0, 90, 255),
             (255, 220, 0), (160, 160, 255), (40, 180, 180)]
+PALETTE = _PALETTE  # BGR, one colour per track id (the kiosk page draws with the same)
 
 
 def color_for(track_id: int) -> tuple[int, int, int]:

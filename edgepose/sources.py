@@ -171,10 +171,11 @@ class PiCameraSource(Source):
         self.cam.stop()
 
 
-def _open_capture(target: str | int, kind: str, name: str) -> VideoSource:
+def _open_capture(target: str | int, kind: str, name: str,
+                  timeout_ms: int = STREAM_TIMEOUT_MS) -> VideoSource:
     if kind == "stream":
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
-                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS]
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms,
+                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
         cap = cv2.VideoCapture(target, cv2.CAP_ANY, params)
     else:
         cap = cv2.VideoCapture(target)
@@ -220,6 +221,60 @@ def open_source(spec: str) -> Source:
     if path.suffix.lower() in IMAGE_EXTENSIONS:
         return ImageSource([path], path.name)
     return _open_capture(os.fspath(path), "video", path.name)
+
+
+# Live sources (edgepose.live): opened again and again by the capture thread when a camera
+# or stream is lost, so a stream's own timeouts are short (the thread abandons a read that
+# stalls for longer anyway).
+LIVE_TIMEOUT_MS = 3_000
+
+
+def is_device_path(spec: str) -> bool:
+    """A V4L2 device node (/dev/video0, /dev/v4l/by-id/...): a camera, not a file."""
+    return spec.startswith("/dev/")
+
+
+def live_name(spec: str) -> str:
+    """How a live source is named in results and logs: ``camera 0``, a device path, a URL
+    without its user name and password, or a video file's name (as ``open_source``)."""
+    if spec.isdigit():
+        return f"camera {spec}"
+    if "://" in spec:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(spec)
+        if parts.username or parts.password:
+            host = parts.hostname or ""
+            netloc = f"{host}:{parts.port}" if parts.port else host
+            return parts._replace(netloc=netloc).geturl()
+        return spec
+    if is_device_path(spec) or spec.lower() in PICAMERA_NAMES:
+        return spec
+    return Path(spec).name
+
+
+def open_live(spec: str, timeout_ms: int = LIVE_TIMEOUT_MS) -> Source:
+    """A live source from its command-line form: a camera index, a V4L2 device path, a
+    stream URL (RTSP, HTTP, MJPEG), 'picamera2', or a video file (read as fast as asked:
+    edgepose.live paces it at its own frame rate). InputError when it cannot be opened, or
+    for an image or folder (no live frames)."""
+    if spec.isdigit():
+        return _open_capture(int(spec), "camera", f"camera {spec}")
+    if is_device_path(spec):
+        cap = cv2.VideoCapture(spec, cv2.CAP_V4L2)
+        if not cap.isOpened():
+            cap.release()
+            raise InputError(f"camera {spec} could not be opened: check it is connected and free")
+        return VideoSource(cap, "camera", spec)
+    if spec.lower() in PICAMERA_NAMES:
+        return PiCameraSource()
+    if "://" in spec:
+        return _open_capture(spec, "stream", spec, timeout_ms)
+    path = Path(spec).expanduser()
+    if path.is_dir() or path.suffix.lower() in IMAGE_EXTENSIONS:
+        raise InputError(f"{spec} is not live: give a camera index, a device (/dev/video0), a "
+                         "stream URL, 'picamera2' or a video file")
+    return open_video(path)
 
 
 def demo_image(download: bool = False) -> Path | None:

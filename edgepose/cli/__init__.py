@@ -25,7 +25,7 @@ VERBOSE_HELP = "log what happens, and let native libraries (MediaPipe, TensorFlo
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from edgepose.cli import batch, bench, convert, eval as eval_command, models, run, smooth
+    from edgepose.cli import batch, bench, convert, eval as eval_command, models, run, serve, smooth
     from edgepose.cli.options import HelpFormatter
 
     parser = argparse.ArgumentParser(prog="edgepose", formatter_class=HelpFormatter,
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"edgepose {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
-    for command in (run, batch, smooth, models, eval_command, bench, convert):
+    for command in (run, serve, batch, smooth, models, eval_command, bench, convert):
         command.add_parser(sub)
     for command_parser in sub.choices.values():  # also after the command: edgepose run -v
         command_parser.add_argument("-v", "--verbose", action="store_true",

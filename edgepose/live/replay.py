@@ -1,0 +1,192 @@
+"""A video file served as a live MJPEG stream over HTTP on loopback: a stand-in camera for
+tests, benchmarks and demos, that can also misbehave on purpose (close the stream, die,
+stall, send garbage) to exercise camera recovery.
+
+    >>> server = ReplayServer.from_video("street.avi", fps=50, limit=100).start()
+    >>> server.url            # 'http://127.0.0.1:PORT/stream.mjpg'
+    >>> server.mode = "stall" # connections stay open, no bytes flow
+    >>> server.kill()         # listening socket and every connection closed (RST)
+    >>> server.start()        # back on the same port
+
+Frames are JPEG-encoded once, up front; each connection plays them from the first, in a
+loop, at ``fps``. Standard library and OpenCV only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import os
+import socket
+import socketserver
+import struct
+import threading
+import time
+
+import numpy as np
+
+BOUNDARY = "edgeposeframe"
+MODES = ("ok", "stall", "garbage", "close")
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: _HttpServer
+
+    def log_message(self, *args) -> None:  # quiet: tests and benchmarks print their own lines
+        pass
+
+    def do_GET(self) -> None:
+        replay = self.server.replay
+        if self.path.split("?")[0] != "/stream.mjpg":
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
+        replay._track(self.connection, True)
+        try:
+            replay._stream(self.wfile)
+        except OSError:
+            pass  # the client went away, or kill() closed the socket
+        finally:
+            replay._track(self.connection, False)
+
+
+class _HttpServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    replay: ReplayServer
+
+
+class ReplayServer:
+    """Serves ``jpegs`` (encoded frames) at ``fps`` on http://127.0.0.1:PORT/stream.mjpg.
+
+    ``mode``: "ok" (frames flow), "stall" (connections stay open, nothing is sent),
+    "garbage" (parts of random bytes instead of JPEGs), "close" (each response ends at
+    once: the stream closes). ``sent`` counts frames sent, ``connections`` requests served.
+    """
+
+    def __init__(self, jpegs: list[bytes], fps: float = 30.0, port: int = 0) -> None:
+        if not jpegs:
+            raise ValueError("no frames to serve")
+        self.jpegs = jpegs
+        self.fps = fps
+        self.port = port
+        self.mode = "ok"
+        self.sent = 0
+        self.connections = 0
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._server: _HttpServer | None = None
+        self._thread: threading.Thread | None = None
+        self._rng = np.random.default_rng(0)
+
+    @classmethod
+    def from_video(cls, path: str | os.PathLike, fps: float | None = None, limit: int = 100,
+                   scale: float = 1.0, quality: int = 85, port: int = 0) -> ReplayServer:
+        """The first ``limit`` frames of a video file (resized by ``scale``), at ``fps``
+        (default: the file's own rate)."""
+        import cv2
+
+        from edgepose.sources import read_video
+
+        frames, file_fps = read_video(path, limit)
+        jpegs = []
+        for image in frames:
+            if scale != 1.0:
+                image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            jpegs.append(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes())
+        return cls(jpegs, fps or file_fps or 30.0, port)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/stream.mjpg"
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def start(self) -> ReplayServer:
+        """Listen (again, on the same port after :meth:`kill` or :meth:`stop`)."""
+        if self._server is not None:
+            return self
+        self._server = _HttpServer(("127.0.0.1", self.port), _Handler)
+        self._server.replay = self
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="replay-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening and end every stream with an orderly close (FIN)."""
+        self._shutdown(abort=False)
+
+    def kill(self) -> None:
+        """As a crashed server: stop listening and reset every connection (RST)."""
+        self._shutdown(abort=True)
+
+    def close_streams(self) -> None:
+        """End the streams now being served (FIN), and keep listening."""
+        with self._lock:
+            conns = list(self._open)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def _shutdown(self, abort: bool) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        with self._lock:
+            conns = list(self._open)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                if abort:
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                else:
+                    conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> ReplayServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.kill()
+
+    def _track(self, conn: socket.socket, opened: bool) -> None:
+        with self._lock:
+            if opened:
+                self._open.add(conn)
+                self.connections += 1
+            else:
+                self._open.discard(conn)
+
+    def _stream(self, out) -> None:
+        period = 1.0 / self.fps
+        due = time.monotonic()
+        i = 0
+        while self._server is not None:
+            mode = self.mode
+            if mode == "close":
+                return
+            if mode == "stall":
+                time.sleep(0.05)
+                due = time.monotonic()
+                continue
+            data = (self.jpegs[i % len(self.jpegs)] if mode == "ok"
+                    else self._rng.integers(0, 256, 20_000, dtype=np.uint8).tobytes())
+            out.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n"
+                      .encode("ascii") + data + b"\r\n")
+            out.flush()
+            self.sent += 1
+            i += 1
+            due += period
+            time.sleep(max(0.0, due - time.monotonic()))
+            if due < time.monotonic() - 1.0:  # far behind (a slow reader): do not burst
+                due = time.monotonic()
