@@ -20,10 +20,12 @@ import math
 import os
 import threading
 import time
+import weakref
 
 import numpy as np
 
 from edgepose import models, registry, smoothing
+from edgepose.detector_thread import DetectorThread
 from edgepose.detectors import PersonDetector, as_person_detector, open_detector
 from edgepose.errors import InputError, ModelError, UsageError
 from edgepose.estimators import Estimate, explains, same_body
@@ -41,6 +43,9 @@ EXTRA_CROPS = 2
 # The Options fields the loop itself uses, whatever the family.
 LOOP_OPTIONS = frozenset({"backend", "model", "threads", "max_people", "static_image_mode",
                           "smoothing", "smoothing_min_cutoff", "smoothing_beta"})
+# Interpreter threads of a person detector that runs on its own thread (video mode): it
+# shares the cores with the landmark model, which keeps the pipeline's threads.
+DETECTOR_THREAD_THREADS = 1
 
 __all__ = ["Pipeline", "Options"]
 
@@ -75,8 +80,9 @@ class Pipeline:
         self.person_detector: PersonDetector | None = None
         try:
             finds = est.finds_people or est.builtin_detector is not None
-            o.check_honoured(LOOP_OPTIONS | est.honours, est.family,
-                             {"detector": "it finds people itself"} if finds else None)
+            o.check_honoured(LOOP_OPTIONS | est.honours | (set() if est.finds_people else {"detector_thread"}),
+                             est.family, {"detector": "it finds people itself"} if finds else None)
+            apart = o.detector_thread and not o.static_image_mode and not est.finds_people
             if est.finds_people:
                 if person_detector is not None:
                     raise OptionError(f"{est.family} finds people itself: drop person_detector")
@@ -84,8 +90,10 @@ class Pipeline:
                 self.person_detector = est.builtin_detector
             else:
                 self.person_detector = (as_person_detector(person_detector) if person_detector is not None
-                                        else open_detector(o.detector, runtime=o.runtime, threads=self.threads,
-                                                           delegate=o.delegate, provider=o.provider))
+                                        else open_detector(o.detector, runtime=o.runtime, delegate=o.delegate,
+                                                           provider=o.provider, threads=min(
+                                                               self.threads, DETECTOR_THREAD_THREADS)
+                                                           if apart else self.threads))
         except BaseException:
             est.close()
             raise
@@ -95,6 +103,10 @@ class Pipeline:
         self._clock = _Timestamps()
         self._busy = threading.Lock()
         self._closed = False
+        # video mode: the person detector searches on its own thread (detector_thread.py)
+        self._searcher = DetectorThread(self.person_detector) if apart and self.person_detector else None
+        if self._searcher is not None:
+            weakref.finalize(self, self._searcher.close)  # a pipeline dropped without close()
 
     @property
     def detection_threshold(self) -> float | None:
@@ -185,10 +197,10 @@ class Pipeline:
         o, est = self.options, self.estimator
         tracks = [] if o.static_image_mode else self.tracker.tracks
         crops = [[t.id, t.crop, None] for t in tracks]  # track id (-1: new), crop, its box
-        detect = o.static_image_mode or self.tracker.should_detect(o.max_people)
-        if detect:
+        detections, detect = self._detections(img, color, clock)
+        if detections:
             detector = self.person_detector
-            for d in detector.detect(img, color, self.detection_threshold, clock):
+            for d in detections:
                 if not (d.box[2] > d.box[0] and d.box[3] > d.box[1]):
                     continue
                 crop, box = est.crop_for(detector, d)
@@ -197,8 +209,6 @@ class Pipeline:
                     crops.append([-1, crop, box])
                 elif crops[claimed][0] >= 0 and est.redetect_when_full:
                     crops[claimed][1] = crop  # the detection re-anchors a crop that follows keypoints
-        if not o.static_image_mode:
-            self.tracker.detected(detect)
         found: list[Estimate] = []
         known: list[int] = []
         tries = o.max_people + EXTRA_CROPS  # crops of new detections, at most
@@ -218,11 +228,34 @@ class Pipeline:
             known.append(track_id)
         return found, known, detect
 
+    def _detections(self, img: np.ndarray, color: str, clock: StageClock) -> tuple[list | None, bool]:
+        """The detections to merge into this frame's crops (None: none), and whether a
+        search's results arrived. In image mode, with nobody tracked, or without the
+        detector thread, the detector runs here when the schedule says; otherwise the
+        thread searches the newest frame and its detections of an earlier frame are
+        merged when ready, so no frame waits for it."""
+        o, searcher = self.options, self._searcher
+        if o.static_image_mode:
+            return self.person_detector.detect(img, color, self.detection_threshold, clock), True
+        want = self.tracker.should_detect(o.max_people)
+        if searcher is None or not self.tracker.tracks:
+            if want and searcher is not None:
+                searcher.wait()  # nobody to follow: nothing else to do on this frame
+                searcher.forget()
+            self.tracker.detected(want)
+            return (self.person_detector.detect(img, color, self.detection_threshold, clock) if want
+                    else None), want
+        found = searcher.take()
+        self.tracker.detected(want and searcher.submit(img, color, self.detection_threshold))
+        return found, found is not None
+
     def reset(self, restart_ids: bool = False) -> None:
         """Forget every track (e.g. between unrelated videos). Ids keep counting up, unless
         ``restart_ids``: then the next frame gets what a new Pipeline would give it (one
         pipeline reused for video after video, each with its own results)."""
         self.tracker.reset(restart_ids)
+        if self._searcher is not None:
+            self._searcher.forget()
         self.smoother.reset()
         self._clock = _Timestamps()
         reset = getattr(self.estimator, "reset", None)
@@ -235,6 +268,8 @@ class Pipeline:
             return
         self._closed = True
         with self._busy:
+            if self._searcher is not None:
+                self._searcher.close()
             if self.person_detector is not None and self.person_detector is not self.estimator.builtin_detector:
                 self.person_detector.close()
             self.estimator.close()
