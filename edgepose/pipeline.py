@@ -28,7 +28,7 @@ from edgepose import models, registry, smoothing
 from edgepose.detector_thread import DetectorThread
 from edgepose.detectors import PersonDetector, as_person_detector, open_detector
 from edgepose.errors import InputError, ModelError, UsageError
-from edgepose.estimators import Estimate, explains, same_body
+from edgepose.estimators import Estimate, explains, same_body, within
 from edgepose.image import as_color_image
 from edgepose.options import Options, OptionError, default_threads
 from edgepose.profiler import StageClock
@@ -211,6 +211,7 @@ class Pipeline:
                     crops[claimed][1] = crop  # the detection re-anchors a crop that follows keypoints
         found: list[Estimate] = []
         known: list[int] = []
+        boxes: list[tuple | None] = []  # the box whose crop found each, None: an aligned crop
         tries = o.max_people + EXTRA_CROPS  # crops of new detections, at most
         for track_id, crop, box in crops:
             if len(found) >= o.max_people:
@@ -222,10 +223,19 @@ class Pipeline:
                     break
                 tries -= 1
             estimate = est.estimate(img, color, crop, box is not None, clock)
-            if estimate is None or any(same_body(estimate, e) for e in found):
-                continue  # nobody there, or a person another crop found first
-            found.append(estimate)
-            known.append(track_id)
+            if estimate is None:
+                continue  # nobody there
+            twin = next((i for i, e in enumerate(found) if same_body(estimate, e)), None)
+            if twin is None:
+                found.append(estimate)
+                known.append(track_id)
+                boxes.append(box)
+            elif (box is None and track_id < 0 and known[twin] < 0 and boxes[twin] is not None
+                  and within(estimate.pose, boxes[twin])):
+                # a person first found through their box, then through an aligned (face-led)
+                # crop whose body stays in that box: the aligned crop's pose is the better one
+                # (one whose body leaves the box took in a neighbour, and is dropped)
+                found[twin], boxes[twin] = estimate, None
         return found, known, detect
 
     def _detections(self, img: np.ndarray, color: str, clock: StageClock) -> tuple[list | None, bool]:
