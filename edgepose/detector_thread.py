@@ -3,11 +3,12 @@
 The pipeline hands the newest frame to :class:`DetectorThread` when the detection
 schedule asks for a search and the thread is idle (a frame that comes while it is busy is
 not queued: the next search takes a newer frame), and takes the detections back on a later
-frame, when they are ready. Their boxes are then merged into the tracker as the frame's
-own would be: each is matched against the tracks' current crops
-(``Estimator.claims``), and a box a person found this frame already fills is skipped, so
-a person who moved between the two frames is not found twice. Meanwhile tracked people
-are followed from their landmarks as ever.
+frame, when they are ready, with what it handed in beside the frame (the pipeline: the
+tracks' crops on the searched frame). A detection of someone tracked on the searched
+frame and still tracked is that person (matched where both were, on that frame: people
+move between the two frames); the others are merged as the frame's own detections would
+be (``Estimator.claims`` against the tracks' current crops, then the duplicate rules).
+Meanwhile tracked people are followed from their landmarks as ever.
 
 One detection runs at a time, on the detector the pipeline owns; the caller may run it
 synchronously only after :meth:`DetectorThread.wait` (models are not safe to run from
@@ -32,8 +33,8 @@ class DetectorThread:
     def __init__(self, detector) -> None:
         self.detector = detector
         self._cond = threading.Condition()
-        self._job: tuple | None = None        # (generation, image, color, min_score)
-        self._result: tuple | None = None     # (generation, detections)
+        self._job: tuple | None = None        # (generation, image, color, min_score, context)
+        self._result: tuple | None = None     # (generation, detections, context)
         self._error: BaseException | None = None
         self._busy = False
         self._stop = False
@@ -46,9 +47,9 @@ class DetectorThread:
         with self._cond:
             return self._busy
 
-    def submit(self, image: np.ndarray, color: str, min_score: float | None) -> bool:
+    def submit(self, image: np.ndarray, color: str, min_score: float | None, context=None) -> bool:
         """Search ``image`` (the thread keeps a copy) unless a search is under way;
-        whether it was taken."""
+        whether it was taken. ``context`` comes back with the detections."""
         with self._cond:
             if self._busy or self._stop:
                 return False
@@ -56,14 +57,14 @@ class DetectorThread:
                 self._thread = threading.Thread(target=self._run, name="edgepose-person-detector",
                                                 daemon=True)
                 self._thread.start()
-            self._job = (self._generation, image.copy(), color, min_score)
+            self._job = (self._generation, image.copy(), color, min_score, context)
             self._busy = True
             self._cond.notify_all()
             return True
 
-    def take(self) -> list[Detection] | None:
-        """The detections of the last finished search (once), None when none is ready.
-        An error the detector raised on the thread is raised here, in the caller's."""
+    def take(self) -> tuple[list[Detection], object] | None:
+        """(detections, context) of the last finished search (once), None when none is
+        ready. An error the detector raised on the thread is raised here, in the caller's."""
         with self._cond:
             error, self._error = self._error, None
             result, self._result = self._result, None
@@ -71,7 +72,7 @@ class DetectorThread:
             raise error
         if result is None or result[0] != self._generation:
             return None
-        return result[1]
+        return result[1], result[2]
 
     def wait(self) -> None:
         """Until no search runs (before the caller runs the detector itself)."""
@@ -105,7 +106,7 @@ class DetectorThread:
                     self._busy = False
                     self._cond.notify_all()
                     return
-                generation, image, color, min_score = self._job
+                generation, image, color, min_score, context = self._job
                 self._job = None
             clock = StageClock()
             found, error = None, None
@@ -119,5 +120,5 @@ class DetectorThread:
                 if error is not None:
                     self._error = error
                 elif generation == self._generation:
-                    self._result = (generation, found)
+                    self._result = (generation, found, context)
                 self._cond.notify_all()

@@ -197,13 +197,17 @@ class Pipeline:
         o, est = self.options, self.estimator
         tracks = [] if o.static_image_mode else self.tracker.tracks
         crops = [[t.id, t.crop, None] for t in tracks]  # track id (-1: new), crop, its box
-        detections, detect = self._detections(img, color, clock)
+        detections, detect, then = self._detections(img, color, clock)
         if detections:
             detector = self.person_detector
+            now = {c[0] for c in crops}
             for d in detections:
                 if not (d.box[2] > d.box[0] and d.box[3] > d.box[1]):
                     continue
                 crop, box = est.crop_for(detector, d)
+                was = None if then is None else est.claims(then, crop)
+                if was is not None and then[was][0] in now:
+                    continue  # someone tracked on the searched frame, and still tracked
                 claimed = est.claims([(c[0], c[1]) for c in crops], crop)
                 if claimed is None:
                     crops.append([-1, crop, box])
@@ -238,15 +242,17 @@ class Pipeline:
                 found[twin], boxes[twin] = estimate, None
         return found, known, detect
 
-    def _detections(self, img: np.ndarray, color: str, clock: StageClock) -> tuple[list | None, bool]:
-        """The detections to merge into this frame's crops (None: none), and whether a
-        search's results arrived. In image mode, with nobody tracked, or without the
-        detector thread, the detector runs here when the schedule says; otherwise the
+    def _detections(self, img: np.ndarray, color: str,
+                    clock: StageClock) -> tuple[list | None, bool, list | None]:
+        """The detections to merge into this frame's crops (None: none), whether a
+        search's results arrived, and for those of an earlier frame the tracks' (id, crop)
+        on that frame (None: this frame's). In image mode, with nobody tracked, or without
+        the detector thread, the detector runs here when the schedule says; otherwise the
         thread searches the newest frame and its detections of an earlier frame are
         merged when ready, so no frame waits for it."""
         o, searcher = self.options, self._searcher
         if o.static_image_mode:
-            return self.person_detector.detect(img, color, self.detection_threshold, clock), True
+            return self.person_detector.detect(img, color, self.detection_threshold, clock), True, None
         want = self.tracker.should_detect(o.max_people)
         if searcher is None or not self.tracker.tracks:
             if want and searcher is not None:
@@ -254,10 +260,11 @@ class Pipeline:
                 searcher.forget()
             self.tracker.detected(want)
             return (self.person_detector.detect(img, color, self.detection_threshold, clock) if want
-                    else None), want
-        found = searcher.take()
-        self.tracker.detected(want and searcher.submit(img, color, self.detection_threshold))
-        return found, found is not None
+                    else None), want, None
+        ready = searcher.take()
+        then = [(t.id, t.crop) for t in self.tracker.tracks]
+        self.tracker.detected(want and searcher.submit(img, color, self.detection_threshold, then))
+        return (None, False, None) if ready is None else (ready[0], True, ready[1])
 
     def reset(self, restart_ids: bool = False) -> None:
         """Forget every track (e.g. between unrelated videos). Ids keep counting up, unless
