@@ -217,7 +217,9 @@ class Pipeline:
         known: list[int] = []
         boxes: list[tuple | None] = []  # the box whose crop found each, None: an aligned crop
         tries = o.max_people + EXTRA_CROPS  # crops of new detections, at most
-        for track_id, crop, box in crops:
+        many = getattr(est, "estimate_many", None)  # the tracked crops (first) in one go
+        ready = many(img, color, [c[1] for c in crops[:len(tracks)]], clock) if many and len(tracks) > 1 else []
+        for k, (track_id, crop, box) in enumerate(crops):
             if len(found) >= o.max_people:
                 break
             if box is not None and any(explains(e.pose, box) for e in found):
@@ -226,7 +228,7 @@ class Pipeline:
                 if tries == 0:
                     break
                 tries -= 1
-            estimate = est.estimate(img, color, crop, box is not None, clock)
+            estimate = ready[k] if k < len(ready) else est.estimate(img, color, crop, box is not None, clock)
             if estimate is None:
                 continue  # nobody there
             twin = next((i for i, e in enumerate(found) if same_body(estimate, e)), None)

@@ -151,3 +151,24 @@ def test_blazepose_centernet_finds_each_aic_person_once(centernet, model_path):
                 on = [p for p in poses if np.ptp(p.keypoints[:, 1]) >= 0.5 * (y1 - y0)
                       and x0 <= p.keypoints[TORSO, 0].mean() <= x1 and y0 <= p.keypoints[TORSO, 1].mean() <= y1]
                 assert len(on) <= 1, f"{name}: {len(on)} poses on the person at {(x0, y0, x1, y1)}"
+
+
+def test_tracked_people_in_one_invoke_give_the_poses_of_one_invoke_each(model_path):
+    """Video mode runs the tracked people's crops in one batched invoke (LiteRT): the
+    poses must be those of one invoke per crop."""
+    from edgepose.sources import read_video
+
+    frames, _ = read_video(need(STREET), 20)
+    runs = []
+    for batched in (True, False):
+        with Pipeline(model=model_path("full"), detector=model_path("detector"), max_people=10,
+                      threads=2, detector_thread=False, smoothing="none", redetect_every=1) as pipe:
+            assert pipe.estimator._batches
+            pipe.estimator._batches = batched
+            runs.append([[p.keypoints for p in pipe.process(f, timestamp_ms=20.0 * i).poses]
+                         for i, f in enumerate(frames)])
+    assert sum(len(people) > 1 for people in runs[0]) >= len(frames) // 2  # several people tracked
+    for one, each in zip(*runs):
+        assert len(one) == len(each)
+        for a, b in zip(one, each):
+            np.testing.assert_allclose(a, b, atol=1e-4)
