@@ -93,7 +93,8 @@ class Options:
     detector_thread: bool = _field(True, "detection",
         "in video mode, run the person detector on its own thread on the newest frame: no "
         "frame waits for it, its people join the tracks a few frames later (it runs on the "
-        "frame when nobody is tracked); off: on the frame, as in image mode")
+        "frame when nobody is tracked, and with redetect_when_full); off: on the frame, as "
+        "in image mode")
     # -- tracking --------------------------------------------------------------------------
     static_image_mode: bool = _field(False, "tracking",
         "treat every frame as unrelated (detector on every frame, no tracking, no smoothing); "

@@ -82,7 +82,9 @@ class Pipeline:
             finds = est.finds_people or est.builtin_detector is not None
             o.check_honoured(LOOP_OPTIONS | est.honours | (set() if est.finds_people else {"detector_thread"}),
                              est.family, {"detector": "it finds people itself"} if finds else None)
-            apart = o.detector_thread and not o.static_image_mode and not est.finds_people
+            when_full = est.redetect_when_full if o.redetect_when_full is None else o.redetect_when_full
+            # a search re-anchors crops that follow keypoints (when_full): on the frame, not late
+            apart = o.detector_thread and not (o.static_image_mode or est.finds_people or when_full)
             if est.finds_people:
                 if person_detector is not None:
                     raise OptionError(f"{est.family} finds people itself: drop person_detector")
@@ -97,7 +99,6 @@ class Pipeline:
         except BaseException:
             est.close()
             raise
-        when_full = est.redetect_when_full if o.redetect_when_full is None else o.redetect_when_full
         self.tracker = Tracker(est.reid_iou, o.redetect_every, when_full)
         self.smoother = smoothing.smoother_for(o.smoothing_config)
         self._clock = _Timestamps()
@@ -196,7 +197,7 @@ class Pipeline:
         detector ran."""
         o, est = self.options, self.estimator
         tracks = [] if o.static_image_mode else self.tracker.tracks
-        crops = [[t.id, t.crop, None] for t in tracks]  # track id (-1: new), crop, its box
+        crops = [[t.id, t.crop, None, None] for t in tracks]  # track id (-1: new), crop, its box, detection box
         detections, detect, then = self._detections(img, color, clock)
         if detections:
             detector = self.person_detector
@@ -210,16 +211,17 @@ class Pipeline:
                     continue  # someone tracked on the searched frame, and still tracked
                 claimed = est.claims([(c[0], c[1]) for c in crops], crop)
                 if claimed is None:
-                    crops.append([-1, crop, box])
+                    crops.append([-1, crop, box, d.box])
                 elif crops[claimed][0] >= 0 and est.redetect_when_full:
                     crops[claimed][1] = crop  # the detection re-anchors a crop that follows keypoints
         found: list[Estimate] = []
         known: list[int] = []
         boxes: list[tuple | None] = []  # the box whose crop found each, None: an aligned crop
         tries = o.max_people + EXTRA_CROPS  # crops of new detections, at most
+        remember = not o.static_image_mode and est.builtin_detector is None  # rejected detections
         many = getattr(est, "estimate_many", None)  # the tracked crops (first) in one go
         ready = many(img, color, [c[1] for c in crops[:len(tracks)]], clock) if many and len(tracks) > 1 else []
-        for k, (track_id, crop, box) in enumerate(crops):
+        for k, (track_id, crop, box, seen) in enumerate(crops):
             if len(found) >= o.max_people:
                 break
             if box is not None and any(explains(e.pose, box) for e in found):
@@ -227,9 +229,13 @@ class Pipeline:
             if track_id < 0:
                 if tries == 0:
                     break
+                if remember and self.tracker.rejected(seen):
+                    continue  # video: nobody was there a moment ago
                 tries -= 1
             estimate = ready[k] if k < len(ready) else est.estimate(img, color, crop, box is not None, clock)
             if estimate is None:
+                if track_id < 0 and remember:
+                    self.tracker.reject(seen)
                 continue  # nobody there
             twin = next((i for i, e in enumerate(found) if same_body(estimate, e)), None)
             if twin is None:
