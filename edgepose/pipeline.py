@@ -83,8 +83,10 @@ class Pipeline:
             o.check_honoured(LOOP_OPTIONS | est.honours | (set() if est.finds_people else {"detector_thread"}),
                              est.family, {"detector": "it finds people itself"} if finds else None)
             when_full = est.redetect_when_full if o.redetect_when_full is None else o.redetect_when_full
-            # a search re-anchors crops that follow keypoints (when_full): on the frame, not late
-            apart = o.detector_thread and not (o.static_image_mode or est.finds_people or when_full)
+            # a search re-anchors crops that follow keypoints (when_full): on the frame, not late;
+            # BlazePose's detector (a few ms) and your own callable stay on the frame too
+            apart = o.detector_thread and not (o.static_image_mode or est.finds_people or when_full) \
+                and person_detector is None and o.detector not in ("blazepose", "detector")
             if est.finds_people:
                 if person_detector is not None:
                     raise OptionError(f"{est.family} finds people itself: drop person_detector")

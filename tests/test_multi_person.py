@@ -53,10 +53,10 @@ def test_the_detector_runs_on_its_own_thread_and_close_joins_it_50_times(model_p
         assert len(detector_threads()) == before, f"cycle {i}: close() left the detector thread running"
 
 
-def test_image_mode_and_the_option_off_keep_the_detector_on_the_frame(model_path, photo):
-    for options in ({"static_image_mode": True}, {"detector_thread": False}):
-        with Pipeline(model=model_path("lite"), detector=model_path("detector"), max_people=2,
-                      redetect_every=1, threads=1, **options) as pipe:
+def test_image_mode_the_option_off_and_blazepose_keep_the_detector_on_the_frame(model_path, photo):
+    for options in ({"static_image_mode": True}, {"detector_thread": False}, {"detector": "blazepose"}):
+        with Pipeline(**{"model": model_path("lite"), "detector": model_path("detector"), "max_people": 2,
+                         "redetect_every": 1, "threads": 1, **options}) as pipe:
             ran = [pipe.process(photo, timestamp_ms=40.0 * k).detector_ran for k in range(3)]
             assert ran == [True] * 3 and not detector_threads()
 
