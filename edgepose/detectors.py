@@ -131,9 +131,12 @@ class BlazePoseDetector:
 class CombinedDetector:
     """BlazePose's detector, plus the people a box detector finds that it missed.
 
-    detect() returns BlazePose's detections (rotated, hip-centred ROI), then the boxes
-    (box ROI, which the pipeline refines with a second landmark pass). The pipeline runs
-    them in that order and skips a box that a pose already found fills (IoU of the box and
+    detect() returns BlazePose's confident detections (rotated, hip-centred ROI; score
+    >= its single-person threshold), then the boxes (box ROI, which the pipeline refines
+    with a second landmark pass), then BlazePose's weak detections: those are face-led
+    guesses of the body, which in a group often take in a neighbour, so a box of the same
+    person goes first; the weak detection's pose then replaces the box's only when it lies
+    within that box (``pipeline`` and ``estimators.within``). The pipeline runs them in that order and skips a box that a pose already found fills (IoU of the box and
     the pose's visible joints >= ``pipeline.EXPLAINED_IOU``), so a person BlazePose finds
     keeps its better-aligned crop, while a box whose BlazePose detection the landmark model
     rejected, or that BlazePose never saw (people from behind, far away, in crowds), still
@@ -154,7 +157,9 @@ class CombinedDetector:
     def detect(self, image: np.ndarray, color: str = "rgb", min_score: float | None = None,
                clock: StageClock | None = None) -> list[Detection]:
         found = self.primary.detect(image, color, min_score, clock)
-        return found + self.boxes.detect(image, color, None, clock)
+        sure = [d for d in found if d.score >= self.primary.SINGLE_PERSON_SCORE]
+        weak = [d for d in found if d.score < self.primary.SINGLE_PERSON_SCORE]
+        return sure + self.boxes.detect(image, color, None, clock) + weak
 
     def _part(self, detection: Detection):
         return self.primary if detection.source == self.primary.name else self.boxes

@@ -92,6 +92,11 @@ class Options:
     refine_box_crops: bool = _field(True, "detection",
         "with a box detector (nanodet, centernet), run the BlazePose landmark model a second "
         "time on the rotated, hip-centred crop its first pass gives")
+    detector_thread: bool = _field(True, "detection",
+        "in video mode, run a box person detector (nanodet, centernet, blazepose+..., a "
+        "model file) on its own thread on the newest frame: no frame waits for it, its people "
+        "join the tracks a few frames later (it runs on the frame when nobody is tracked, and "
+        "with redetect_when_full); off: on the frame, as in image mode and for blazepose")
     # -- tracking --------------------------------------------------------------------------
     static_image_mode: bool = _field(False, "tracking",
         "treat every frame as unrelated (detector on every frame, no tracking, no smoothing); "

@@ -20,13 +20,15 @@ import math
 import os
 import threading
 import time
+import weakref
 
 import numpy as np
 
 from edgepose import models, registry, smoothing
+from edgepose.detector_thread import DetectorThread
 from edgepose.detectors import PersonDetector, as_person_detector, open_detector
 from edgepose.errors import InputError, ModelError, UsageError
-from edgepose.estimators import Estimate, explains, same_body
+from edgepose.estimators import Estimate, explains, same_body, within
 from edgepose.image import as_color_image
 from edgepose.options import Options, OptionError, default_threads
 from edgepose.profiler import StageClock
@@ -41,6 +43,9 @@ EXTRA_CROPS = 2
 # The Options fields the loop itself uses, whatever the family.
 LOOP_OPTIONS = frozenset({"backend", "model", "threads", "max_people", "static_image_mode",
                           "smoothing", "smoothing_min_cutoff", "smoothing_beta"})
+# Interpreter threads of a person detector that runs on its own thread (video mode): it
+# shares the cores with the landmark model, which keeps the pipeline's threads.
+DETECTOR_THREAD_THREADS = 1
 
 __all__ = ["Pipeline", "Options"]
 
@@ -75,8 +80,13 @@ class Pipeline:
         self.person_detector: PersonDetector | None = None
         try:
             finds = est.finds_people or est.builtin_detector is not None
-            o.check_honoured(LOOP_OPTIONS | est.honours, est.family,
-                             {"detector": "it finds people itself"} if finds else None)
+            o.check_honoured(LOOP_OPTIONS | est.honours | (set() if est.finds_people else {"detector_thread"}),
+                             est.family, {"detector": "it finds people itself"} if finds else None)
+            when_full = est.redetect_when_full if o.redetect_when_full is None else o.redetect_when_full
+            # a search re-anchors crops that follow keypoints (when_full): on the frame, not late;
+            # BlazePose's detector (a few ms) and your own callable stay on the frame too
+            apart = o.detector_thread and not (o.static_image_mode or est.finds_people or when_full) \
+                and person_detector is None and o.detector not in ("blazepose", "detector")
             if est.finds_people:
                 if person_detector is not None:
                     raise OptionError(f"{est.family} finds people itself: drop person_detector")
@@ -84,17 +94,22 @@ class Pipeline:
                 self.person_detector = est.builtin_detector
             else:
                 self.person_detector = (as_person_detector(person_detector) if person_detector is not None
-                                        else open_detector(o.detector, runtime=o.runtime, threads=self.threads,
-                                                           delegate=o.delegate, provider=o.provider))
+                                        else open_detector(o.detector, runtime=o.runtime, delegate=o.delegate,
+                                                           provider=o.provider, threads=min(
+                                                               self.threads, DETECTOR_THREAD_THREADS)
+                                                           if apart else self.threads))
         except BaseException:
             est.close()
             raise
-        when_full = est.redetect_when_full if o.redetect_when_full is None else o.redetect_when_full
         self.tracker = Tracker(est.reid_iou, o.redetect_every, when_full)
         self.smoother = smoothing.smoother_for(o.smoothing_config)
         self._clock = _Timestamps()
         self._busy = threading.Lock()
         self._closed = False
+        # video mode: the person detector searches on its own thread (detector_thread.py)
+        self._searcher = DetectorThread(self.person_detector) if apart and self.person_detector else None
+        if self._searcher is not None:
+            weakref.finalize(self, self._searcher.close)  # a pipeline dropped without close()
 
     @property
     def detection_threshold(self) -> float | None:
@@ -184,25 +199,31 @@ class Pipeline:
         detector ran."""
         o, est = self.options, self.estimator
         tracks = [] if o.static_image_mode else self.tracker.tracks
-        crops = [[t.id, t.crop, None] for t in tracks]  # track id (-1: new), crop, its box
-        detect = o.static_image_mode or self.tracker.should_detect(o.max_people)
-        if detect:
+        crops = [[t.id, t.crop, None, None] for t in tracks]  # track id (-1: new), crop, its box, detection box
+        detections, detect, then = self._detections(img, color, clock)
+        if detections:
             detector = self.person_detector
-            for d in detector.detect(img, color, self.detection_threshold, clock):
+            now = {c[0] for c in crops}
+            for d in detections:
                 if not (d.box[2] > d.box[0] and d.box[3] > d.box[1]):
                     continue
                 crop, box = est.crop_for(detector, d)
+                was = None if then is None else est.claims(then, crop)
+                if was is not None and then[was][0] in now:
+                    continue  # someone tracked on the searched frame, and still tracked
                 claimed = est.claims([(c[0], c[1]) for c in crops], crop)
                 if claimed is None:
-                    crops.append([-1, crop, box])
+                    crops.append([-1, crop, box, d.box])
                 elif crops[claimed][0] >= 0 and est.redetect_when_full:
                     crops[claimed][1] = crop  # the detection re-anchors a crop that follows keypoints
-        if not o.static_image_mode:
-            self.tracker.detected(detect)
         found: list[Estimate] = []
         known: list[int] = []
+        boxes: list[tuple | None] = []  # the box whose crop found each, None: an aligned crop
         tries = o.max_people + EXTRA_CROPS  # crops of new detections, at most
-        for track_id, crop, box in crops:
+        remember = not o.static_image_mode and est.builtin_detector is None  # rejected detections
+        many = getattr(est, "estimate_many", None)  # the tracked crops (first) in one go
+        ready = many(img, color, [c[1] for c in crops[:len(tracks)]], clock) if many and len(tracks) > 1 else []
+        for k, (track_id, crop, box, seen) in enumerate(crops):
             if len(found) >= o.max_people:
                 break
             if box is not None and any(explains(e.pose, box) for e in found):
@@ -210,19 +231,58 @@ class Pipeline:
             if track_id < 0:
                 if tries == 0:
                     break
+                if remember and self.tracker.rejected(seen):
+                    continue  # video: nobody was there a moment ago
                 tries -= 1
-            estimate = est.estimate(img, color, crop, box is not None, clock)
-            if estimate is None or any(same_body(estimate, e) for e in found):
-                continue  # nobody there, or a person another crop found first
-            found.append(estimate)
-            known.append(track_id)
+            estimate = ready[k] if k < len(ready) else est.estimate(img, color, crop, box is not None, clock)
+            if estimate is None:
+                if track_id < 0 and remember:
+                    self.tracker.reject(seen)
+                continue  # nobody there
+            twin = next((i for i, e in enumerate(found) if same_body(estimate, e)), None)
+            if twin is None:
+                found.append(estimate)
+                known.append(track_id)
+                boxes.append(box)
+            elif (box is None and track_id < 0 and known[twin] < 0 and boxes[twin] is not None
+                  and within(estimate.pose, boxes[twin])):
+                # a person first found through their box, then through an aligned (face-led)
+                # crop whose body stays in that box: the aligned crop's pose is the better one
+                # (one whose body leaves the box took in a neighbour, and is dropped)
+                found[twin], boxes[twin] = estimate, None
         return found, known, detect
+
+    def _detections(self, img: np.ndarray, color: str,
+                    clock: StageClock) -> tuple[list | None, bool, list | None]:
+        """The detections to merge into this frame's crops (None: none), whether a
+        search's results arrived, and for those of an earlier frame the tracks' (id, crop)
+        on that frame (None: this frame's). In image mode, with nobody tracked, or without
+        the detector thread, the detector runs here when the schedule says; otherwise the
+        thread searches the newest frame and its detections of an earlier frame are
+        merged when ready, so no frame waits for it."""
+        o, searcher = self.options, self._searcher
+        if o.static_image_mode:
+            return self.person_detector.detect(img, color, self.detection_threshold, clock), True, None
+        want = self.tracker.should_detect(o.max_people)
+        if searcher is None or not self.tracker.tracks:
+            if want and searcher is not None:
+                searcher.wait()  # nobody to follow: nothing else to do on this frame
+                searcher.forget()
+            self.tracker.detected(want)
+            return (self.person_detector.detect(img, color, self.detection_threshold, clock) if want
+                    else None), want, None
+        ready = searcher.take()
+        then = [(t.id, t.crop) for t in self.tracker.tracks]
+        self.tracker.detected(want and searcher.submit(img, color, self.detection_threshold, then))
+        return (None, False, None) if ready is None else (ready[0], True, ready[1])
 
     def reset(self, restart_ids: bool = False) -> None:
         """Forget every track (e.g. between unrelated videos). Ids keep counting up, unless
         ``restart_ids``: then the next frame gets what a new Pipeline would give it (one
         pipeline reused for video after video, each with its own results)."""
         self.tracker.reset(restart_ids)
+        if self._searcher is not None:
+            self._searcher.forget()
         self.smoother.reset()
         self._clock = _Timestamps()
         reset = getattr(self.estimator, "reset", None)
@@ -235,6 +295,8 @@ class Pipeline:
             return
         self._closed = True
         with self._busy:
+            if self._searcher is not None:
+                self._searcher.close()
             if self.person_detector is not None and self.person_detector is not self.estimator.builtin_detector:
                 self.person_detector.close()
             self.estimator.close()

@@ -30,9 +30,20 @@ from edgepose.types import Pose
 # Two poses whose torso joints lie this close (fraction of the smaller crop's side) are
 # one person seen through two crops.
 DUPLICATE_TORSO_DISTANCE = 0.1
+# ... and so are two poses with the same visible nose (this close, fraction of the smaller
+# crop's side): a crop that mixed two people (a weak face-led detection whose predicted
+# body took in a neighbour) keeps the nose of the face it was made from, while its torso
+# (and even its eyes) lie between the two people (2 of the 3 AIC photos,
+# blazepose+centernet: 7 and 24 px apart, torsos 90 and 113 px apart).
+DUPLICATE_NOSE_DISTANCE = 0.05
 # A person box overlapping a found pose's visible joints this much (IoU) is that person.
 EXPLAINED_IOU = 0.5
+# A pose lies within a person box when this share of its visible joints lies inside the
+# box grown by WITHIN_MARGIN of its larger side on every edge.
+WITHIN_SHARE = 0.9
+WITHIN_MARGIN = 0.0
 TORSO = [11, 12, 23, 24]  # BlazePose rows: shoulders, hips
+NOSE = 0
 
 
 @dataclasses.dataclass
@@ -89,9 +100,16 @@ class Estimator(Protocol):
 def same_body(a: Estimate, b: Estimate) -> bool:
     """Whether two estimates are one person seen through two crops (BlazePose's and a box
     detector's, or a box holding two people whose crop found the other one): their torso
-    joints lie within DUPLICATE_TORSO_DISTANCE x the smaller crop's side."""
-    torso = np.linalg.norm(a.pose.keypoints[TORSO, :2] - b.pose.keypoints[TORSO, :2], axis=1).mean()
-    return torso < DUPLICATE_TORSO_DISTANCE * min(a.size, b.size)
+    joints lie within DUPLICATE_TORSO_DISTANCE x the smaller crop's side, or both see the
+    nose and their noses lie within DUPLICATE_NOSE_DISTANCE x that side."""
+    ka, kb = a.pose.keypoints, b.pose.keypoints
+    side = min(a.size, b.size)
+    torso = np.linalg.norm(ka[TORSO, :2] - kb[TORSO, :2], axis=1).mean()
+    if torso < DUPLICATE_TORSO_DISTANCE * side:
+        return True
+    if min(ka[NOSE, 3], kb[NOSE, 3]) < 0.5:
+        return False
+    return bool(np.linalg.norm(ka[NOSE, :2] - kb[NOSE, :2]) < DUPLICATE_NOSE_DISTANCE * side)
 
 
 def explains(pose: Pose, box: tuple) -> bool:
@@ -101,6 +119,18 @@ def explains(pose: Pose, box: tuple) -> bool:
     if len(seen) < 2:
         return False
     return box_iou((*seen.min(axis=0), *seen.max(axis=0)), box) >= EXPLAINED_IOU
+
+
+def within(pose: Pose, box: tuple) -> bool:
+    """Whether WITHIN_SHARE of ``pose``'s visible joints lie inside ``box`` (grown by
+    WITHIN_MARGIN); a pose with no visible joint is not."""
+    seen = pose.keypoints[pose.keypoints[:, 3] >= 0.5, :2]
+    if len(seen) == 0:
+        return False
+    grow = WITHIN_MARGIN * max(box[2] - box[0], box[3] - box[1])
+    inside = ((seen[:, 0] >= box[0] - grow) & (seen[:, 0] <= box[2] + grow)
+              & (seen[:, 1] >= box[1] - grow) & (seen[:, 1] <= box[3] + grow))
+    return bool(inside.mean() >= WITHIN_SHARE)
 
 
 def keypoint_box(pose: Pose) -> tuple[float, float, float, float]:
