@@ -24,11 +24,12 @@ import weakref
 
 import numpy as np
 
-from edgepose import models, registry, smoothing
+from edgepose import smoothing
 from edgepose.detector_thread import DetectorThread
 from edgepose.detectors import PersonDetector, as_person_detector, open_detector
-from edgepose.errors import InputError, ModelError, UsageError
+from edgepose.errors import InputError, UsageError
 from edgepose.estimators import Estimate, explains, same_body, within
+from edgepose.estimators.choose import open_estimator
 from edgepose.image import as_color_image
 from edgepose.options import Options, OptionError, default_threads
 from edgepose.profiler import StageClock
@@ -346,65 +347,3 @@ def capped_threads(threads: int | None) -> int:
         log.warning("threads=%d is more than this machine's %d cores: using %d", threads, cores, cores)
         return cores
     return threads
-
-
-def open_estimator(o: Options, threads: int):
-    """The estimator of the family ``o`` names: MediaPipe's engines by backend; your own
-    model by decoder; else the model file says (MoveNet single or MultiPose by its
-    outputs, BlazePose otherwise). The model file is opened once, here."""
-    if o.backend == "mediapipe":
-        from edgepose.mediapipe_backend import MediaPipeSolution
-
-        return MediaPipeSolution(o)
-    if o.backend == "mediapipe-tasks":
-        from edgepose.mediapipe_backend import MediaPipeTasks
-
-        return MediaPipeTasks(o)
-    from edgepose.backends import open_model
-
-    local = registry.LOCAL_MODELS.get(str(o.model))
-    if local is not None:  # a model edgepose knows but does not ship: its decoder by name
-        path = registry.resolve_local(local)
-        o = dataclasses.replace(o, decoder=o.decoder or local.decoder)
-    elif o.decoder:
-        if not os.path.isfile(str(o.model)):
-            raise ModelError(f"--decoder {o.decoder} runs your own model file: {o.model!r} is not a "
-                             "file (give the path of a .onnx or .tflite model)")
-        path = str(o.model)
-    else:
-        path = registry.resolve_converted(o.model) or models.resolve(o.model, "landmark")
-    model = open_model(path, runtime=o.runtime, threads=threads, delegate=o.delegate, provider=o.provider)
-    try:
-        return _estimator_for(model, o)
-    except BaseException:
-        model.close()
-        raise
-
-
-def _estimator_for(model, o: Options):
-    from edgepose.estimators import movenet, openpose
-
-    # a converted model's metadata names its decoder, layout and normalisation
-    o = o.filled_from((model.metadata or {}).get("options"))
-    if o.decoder == "paf":
-        return openpose.OpenPoseEstimator(model, o)
-    if o.decoder == "posenet":
-        from edgepose.estimators.posenet import PoseNetEstimator
-
-        return PoseNetEstimator(model, o)
-    if o.decoder == "yolo-pose":
-        from edgepose.estimators.yolo_pose import YoloPoseEstimator
-
-        return YoloPoseEstimator(model, o)
-    if o.decoder:
-        from edgepose.estimators.topdown import TopDownEstimator
-
-        return TopDownEstimator(model, o)
-    family = movenet.family_of(model)
-    if family == "movenet-single":
-        return movenet.MoveNetSingle(model, o)
-    if family == "movenet-multipose":
-        return movenet.MoveNetMultiPose(model, o)
-    from edgepose.estimators.blazepose import BlazePoseEstimator
-
-    return BlazePoseEstimator(model, o)
