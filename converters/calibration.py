@@ -114,9 +114,18 @@ def person_crops(folder: str | os.PathLike, detector: str = "detector", landmark
 
 def detector_inputs(folder: str | os.PathLike, limit: int | None = 64, flip: bool = True) -> np.ndarray:
     """(N, 1, 224, 224, 3) float32 letterboxed images in [-1, 1]: detector calibration."""
-    import cv2
-
     from edgepose.blazepose import detector as det
+
+    def make(img: np.ndarray) -> np.ndarray:
+        return det.preprocess(img, det.letterbox_transform(img.shape[1], img.shape[0]), "bgr")
+
+    return _each_photo(folder, make, limit, flip)
+
+
+def _each_photo(folder: str | os.PathLike, make, limit: int | None, flip: bool) -> np.ndarray:
+    """(N, ...) float32: ``make(image)`` of each readable photo in ``folder`` (BGR), and of
+    its mirror when ``flip``; the first ``limit``."""
+    import cv2
 
     out = []
     for path in image_files(folder):
@@ -125,7 +134,7 @@ def detector_inputs(folder: str | os.PathLike, limit: int | None = 64, flip: boo
         except InputError:
             continue
         for img in (image, cv2.flip(image, 1)) if flip else (image,):
-            out.append(det.preprocess(img, det.letterbox_transform(img.shape[1], img.shape[0]), "bgr"))
+            out.append(make(img))
     if not out:
         raise InputError(f"no readable image in {folder}")
     return np.stack(out[:limit] if limit else out).astype(np.float32)
@@ -165,24 +174,12 @@ def whole_image_inputs(folder: str | os.PathLike, shape: tuple[int, ...], limit:
     """(N, *shape) float32: each photo (and its mirror) letterboxed whole into a (1, 3, H, W)
     or (1, H, W, 3) input as YOLO's is made (RGB / 255, grey 114 border): the input of a
     bottom-up model such as YOLO-pose."""
-    import cv2
-
     from edgepose.decoders.preprocess import InputSpec, Letterbox
 
     first = shape[1] == 3 and shape[3] != 3
     size = (shape[3], shape[2]) if first else (shape[2], shape[1])
     letterbox = Letterbox(InputSpec(size, "first" if first else "last", normalize="unit", border=114.0))
-    out = []
-    for path in image_files(folder):
-        try:
-            image = read_image(path)
-        except InputError:
-            continue
-        for img in (image, cv2.flip(image, 1)) if flip else (image,):
-            out.append(letterbox(img, "bgr")[0].copy())
-    if not out:
-        raise InputError(f"no readable image in {folder}")
-    return np.stack(out[:limit] if limit else out).astype(np.float32)
+    return _each_photo(folder, lambda img: letterbox(img, "bgr")[0].copy(), limit, flip)
 
 
 def load_inputs(source: str | os.PathLike, model_path: str, limit: int | None = 256) -> np.ndarray:

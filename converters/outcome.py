@@ -93,6 +93,16 @@ def tfjs_verdict(results: list[FileResult]) -> tuple[list[str], int]:
     return lines, EXIT_FAILED_GATE if any(r.relied_on for r in failed) else 0
 
 
+def print_outcome(results: list[FileResult]) -> int:
+    """Print the table of every file, then the verdict; the run's exit code."""
+    print()
+    print(tfjs_table(results))
+    lines, code = tfjs_verdict(results)
+    for line in lines:
+        print(line)
+    return code
+
+
 def _passing_default(results: list[FileResult], model: str) -> FileResult | None:
     return next((r for r in results if r.model == model and r.variant == DEFAULT_FILE
                  and r.passed), None)

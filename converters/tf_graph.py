@@ -131,40 +131,17 @@ def convert(pb_path: str | os.PathLike, out_dir: str | os.PathLike, name: str,
             task: str | None = None, fit: str = "letterbox", color: str = "bgr") -> Converted:
     """Frozen graph -> SavedModel -> the ``variants`` (float32 / float16 TFLite, ONNX), each
     with edgepose metadata and, when ``images`` are given, verified against TensorFlow."""
-    from converters import metadata
-    from converters.tfjs_export import (
-        TOLERANCE,
-        GraphRunner,
-        save_saved_model,
-        to_onnx,
-        to_tflite,
-        verify_result,
-    )
+    from converters.tfjs_export import check_variants, save_saved_model, write_variants
     from edgepose.model_metadata import TASKS
-    from edgepose.models import sha256_of
 
-    unknown = set(variants) - set(TOLERANCE)
-    if unknown:
-        raise InputError(f"unknown variant(s) {', '.join(sorted(unknown))}: choose from {', '.join(TOLERANCE)}")
+    check_variants(variants)
     pb_path, out_dir = Path(pb_path), Path(out_dir)
     model = load(pb_path, input_size, outputs)
     out_dir.mkdir(parents=True, exist_ok=True)
     saved = save_saved_model(model, out_dir / f"{name}_saved_model")
-    digest = sha256_of(pb_path)
     shape = list(model.inputs[0].shape)
     extra = {"input": {**TASKS[task]["input"], "shape": shape}} if task in TASKS else {"input": {"shape": shape}}
-    reference = GraphRunner(model) if images else None
     inputs = sample_inputs(model, images, fit, color) if images else None
-    files, reports = {}, {}
-    for variant in variants:
-        meta = metadata.describe(pb_path, digest, variant, task, "convert tf-graph",
-                                 outputs={o.name: o.name for o in model.outputs}, extra=extra)
-        if variant == "onnx":
-            path = to_onnx(model, out_dir / f"{name}.onnx", metadata=meta)
-        else:
-            suffix = "" if variant == "float32" else f"_{variant}"
-            path = to_tflite(saved, out_dir / f"{name}{suffix}.tflite", variant == "float16", meta)
-        files[variant] = path
-        if reference is not None:
-            reports[variant] = verify_result(reference, path, inputs, variant)
+    files, reports = write_variants(model, saved, out_dir, name, variants, pb_path, task, "convert tf-graph",
+                                    extra, inputs)
     return Converted(tuple(shape[1:3]), files, reports)

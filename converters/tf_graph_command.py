@@ -45,15 +45,11 @@ def add_step(steps) -> None:
 
 
 def cmd_tf_graph(args: argparse.Namespace) -> int:
-    from converters import calibration, outcome, tf_graph, tools
+    from converters import outcome, tf_graph
+    from converters.tfjs_command import verification_photos
 
-    if args.images is None:
-        raise InputError("no photo to verify on: the demo photo is not on this machine; give "
-                         "--images DIR or --images FILE (photos of people)")
-    images = [args.images] if args.images.is_file() else calibration.image_files(args.images)
     variants = tuple(args.variant or ("float32", "onnx"))
-    if "onnx" in variants and not tools.available("tf2onnx"):
-        raise InputError(tools.install_hint("tf2onnx") + " (or leave out --variant onnx)")
+    images = verification_photos(args.images, variants)
     source, known = graph_source(args.model)
     size = parse_size(args.input_size) if args.input_size else (known.input_size if known else None)
     label = known.name if known else source.stem
@@ -67,12 +63,7 @@ def cmd_tf_graph(args: argparse.Namespace) -> int:
     h, w = result.input_size
     print(f"{label}: wrote {', '.join(p.name for p in result.files.values())} at {h}x{w} "
           f"({time.perf_counter() - t0:.0f} s, verified on {len(images[:16])} photo(s))", flush=True)
-    print()
-    print(outcome.tfjs_table(results))
-    lines, code = outcome.tfjs_verdict(results)
-    for line in lines:
-        print(line)
-    return code
+    return outcome.print_outcome(results)
 
 
 def graph_source(name: str):

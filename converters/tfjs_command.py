@@ -16,18 +16,13 @@ log = logging.getLogger(__name__)
 
 
 def cmd_tfjs(args) -> int:
-    from converters import calibration, outcome, tfjs_export, tools
+    from converters import outcome, tfjs_export
     from edgepose import registry
 
     names = list(registry.CONVERTIBLE_MODELS) if args.model == ["all"] else args.model
     shape = parse_shape(args.input_shape) if args.input_shape else None
-    if args.images is None:
-        raise InputError("no photo to verify on: the demo photo is not on this machine; give "
-                         "--images DIR or --images FILE (photos of people)")
-    images = [args.images] if args.images.is_file() else calibration.image_files(args.images)
     variants = tuple(args.variant or ("float32", "float16", "onnx"))
-    if "onnx" in variants and not tools.available("tf2onnx"):
-        raise InputError(tools.install_hint("tf2onnx") + " (or leave out --variant onnx)")
+    images = verification_photos(args.images, variants)
     results = []
     for name in names:
         source, known = _tfjs_source(name)
@@ -41,12 +36,21 @@ def cmd_tfjs(args) -> int:
         results += outcome.tfjs_results(label, result.files, result.reports, args.variant, runs_as)
         print(f"{label}: wrote {', '.join(p.name for p in result.files.values())} "
               f"({time.perf_counter() - t0:.0f} s, verified on {len(images[:16])} photo(s))", flush=True)
-    print()
-    print(outcome.tfjs_table(results))
-    lines, code = outcome.tfjs_verdict(results)
-    for line in lines:
-        print(line)
-    return code
+    return outcome.print_outcome(results)
+
+
+def verification_photos(images: Path | None, variants: tuple[str, ...]) -> list[Path]:
+    """The photos to verify each file on (``--images``: a folder or one photo). InputError
+    without any, or when ONNX is asked for and tf2onnx is missing."""
+    from converters import calibration, tools
+
+    if images is None:
+        raise InputError("no photo to verify on: the demo photo is not on this machine; give "
+                         "--images DIR or --images FILE (photos of people)")
+    photos = [images] if images.is_file() else calibration.image_files(images)
+    if "onnx" in variants and not tools.available("tf2onnx"):
+        raise InputError(tools.install_hint("tf2onnx") + " (or leave out --variant onnx)")
+    return photos
 
 
 def _tfjs_source(name: str):

@@ -232,31 +232,29 @@ class Converted:
     reports: dict[str, dict]      # variant -> verification report (when verified)
 
 
-def convert(json_path: str | os.PathLike, out_dir: str | os.PathLike, name: str | None = None,
-            variants: tuple[str, ...] = ("float32", "float16", "onnx"),
-            input_shape: tuple[int, ...] | None = None, images: list[Path] | None = None,
-            task: str | None = None, extra_metadata: dict | None = None) -> Converted:
-    """TF.js graph model -> SavedModel -> the ``variants`` (float32 / float16 TFLite, ONNX),
-    each with edgepose metadata and, when ``images`` are given, verified against TensorFlow."""
-    from converters import metadata
-    from edgepose.model_metadata import TASKS
-    from edgepose.models import sha256_of
-
+def check_variants(variants) -> None:
+    """InputError naming any variant not in TOLERANCE."""
     unknown = set(variants) - set(TOLERANCE)
     if unknown:
         raise InputError(f"unknown variant(s) {', '.join(sorted(unknown))}: choose from {', '.join(TOLERANCE)}")
-    json_path = Path(json_path)
-    model = load(json_path, input_shape)
-    name = name or model.name
-    out_dir = Path(out_dir)
-    saved = save_saved_model(model, out_dir / f"{name}_saved_model")
-    digest = sha256_of(json_path)
+
+
+def write_variants(model: GraphModel, saved: Path, out_dir: Path, name: str, variants, source: Path,
+                   task: str | None, command: str, extra: dict | None,
+                   inputs: np.ndarray | None) -> tuple[dict[str, Path], dict[str, dict]]:
+    """The ``variants`` of ``model`` (saved as the SavedModel ``saved``; converted from the
+    file ``source`` by ``command``): float32 / float16 TFLite from the SavedModel, ONNX
+    from the graph, each with edgepose metadata and, when ``inputs`` are given, verified
+    against TensorFlow. Returns (variant -> file, variant -> verification report)."""
+    from converters import metadata
+    from edgepose.models import sha256_of
+
+    digest = sha256_of(source)
+    reference = GraphRunner(model) if inputs is not None else None
     files, reports = {}, {}
-    reference = GraphRunner(model) if images else None
-    inputs = sample_inputs(model, images, TASKS.get(task or "", {}).get("input")) if images else None
     for variant in variants:
-        meta = metadata.describe(json_path, digest, variant, task, "convert tfjs",
-                                 outputs={o.name: o.name for o in model.outputs}, extra=extra_metadata)
+        meta = metadata.describe(source, digest, variant, task, command,
+                                 outputs={o.name: o.name for o in model.outputs}, extra=extra)
         if variant == "onnx":
             path = to_onnx(model, out_dir / f"{name}.onnx", metadata=meta)
         else:
@@ -265,4 +263,24 @@ def convert(json_path: str | os.PathLike, out_dir: str | os.PathLike, name: str 
         files[variant] = path
         if reference is not None:
             reports[variant] = verify_result(reference, path, inputs, variant)
+    return files, reports
+
+
+def convert(json_path: str | os.PathLike, out_dir: str | os.PathLike, name: str | None = None,
+            variants: tuple[str, ...] = ("float32", "float16", "onnx"),
+            input_shape: tuple[int, ...] | None = None, images: list[Path] | None = None,
+            task: str | None = None, extra_metadata: dict | None = None) -> Converted:
+    """TF.js graph model -> SavedModel -> the ``variants`` (float32 / float16 TFLite, ONNX),
+    each with edgepose metadata and, when ``images`` are given, verified against TensorFlow."""
+    from edgepose.model_metadata import TASKS
+
+    check_variants(variants)
+    json_path = Path(json_path)
+    model = load(json_path, input_shape)
+    name = name or model.name
+    out_dir = Path(out_dir)
+    saved = save_saved_model(model, out_dir / f"{name}_saved_model")
+    inputs = sample_inputs(model, images, TASKS.get(task or "", {}).get("input")) if images else None
+    files, reports = write_variants(model, saved, out_dir, name, variants, json_path, task, "convert tfjs",
+                                    extra_metadata, inputs)
     return Converted(saved, files, reports)
