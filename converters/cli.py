@@ -292,7 +292,7 @@ def dispatch(args: argparse.Namespace, argv: list[str] | None) -> int:
     if env_paths:
         os.environ["EDGEPOSE_MODEL_PATH"] = os.pathsep.join(
             filter(None, [os.environ.get("EDGEPOSE_MODEL_PATH"), *env_paths]))
-    if args.images is None and (args.converter in ("tfjs", "tf-graph") or (
+    if getattr(args, "images", None) is None and (args.converter in ("tfjs", "tf-graph") or (
             args.converter == "from-onnx" and not args.reference and not args.no_verify)):
         args.images, argv = _demo_photo(argv)
     verbose = getattr(args, "verbose", False)

@@ -128,17 +128,20 @@ def converted_as_readme_says(tmp_path_factory):
 def test_tfjs_all_works_as_written_and_ends_with_a_table(converted_as_readme_says):
     """It failed with "no photo to verify on" (the tool environment has no demo photo),
     and ended with exit 2 behind ~30 lines of TensorFlow noise."""
+    from edgepose import registry
+
     cache, code, out, err = converted_as_readme_says
     assert code == 0, err[-3000:]
     assert err.strip() == "", err[-3000:]
     rows = [line for line in out.splitlines() if line.startswith("| ") and not line.startswith(("| model", "| ---"))]
-    assert len(rows) == 15 and all(row.endswith(("| PASSED |", "| FAILED |")) for row in rows), out
+    files = 3 * len(registry.CONVERTIBLE_MODELS)  # float32, float16, onnx of each
+    assert len(rows) == files and all(row.endswith(("| PASSED |", "| FAILED |")) for row in rows), out
     failed = [row for row in rows if row.endswith("FAILED |")]
     assert not any("| float32 |" in row for row in failed)
     if failed:
-        assert f"{15 - len(failed)} of 15 verified files passed" in out and "Not used by name" in out
+        assert f"{files - len(failed)} of {files} verified files passed" in out and "Not used by name" in out
     else:
-        assert "All 15 verified file(s) match TensorFlow" in out
+        assert f"All {files} verified file(s) match TensorFlow" in out
 
 
 @pytest.mark.slow
