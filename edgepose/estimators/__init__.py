@@ -149,19 +149,6 @@ class OnModel:
         self.model.close()
 
 
-def whole_frame_input(image: np.ndarray, color: str, spec, clock: StageClock) -> tuple[np.ndarray, np.ndarray]:
-    """A bottom-up model's input: the whole frame letterboxed into ``spec`` (an
-    :class:`~edgepose.decoders.preprocess.InputSpec`), and the input -> image affine."""
-    from edgepose.decoders.preprocess import make_input
-    from edgepose.geometry import letterbox_transform
-
-    t = clock.start()
-    to_image = letterbox_transform(image.shape[1], image.shape[0], *spec.size)
-    x = make_input(image, to_image, spec, image_color=color)
-    clock.stop("preprocess", t)
-    return x, to_image
-
-
 def box_estimate(box: tuple[float, float, float, float], pose: Pose) -> Estimate:
     """A person a bottom-up model found, re-identified by the box the model gives."""
     return Estimate(pose, box, max(box[2] - box[0], box[3] - box[1]), keypoint_scale(pose))
@@ -169,8 +156,9 @@ def box_estimate(box: tuple[float, float, float, float], pose: Pose) -> Estimate
 
 class BottomUp(OnModel):
     """What the bottom-up estimators share: no crops, no detector; and one way to find
-    people: the whole frame letterboxed into ``self.input_spec``, the model's outputs
-    ``self._outputs`` (None: all), then ``self.decode(outputs, to_image)``."""
+    people: the model's input from the whole frame (:meth:`prepare`: letterboxed into
+    ``self.input_spec``), the model's outputs ``self._outputs`` (None: all), then
+    ``self.decode(outputs, to_image)``."""
 
     finds_people = True
     builtin_detector = None
@@ -179,13 +167,23 @@ class BottomUp(OnModel):
 
     def find(self, image: np.ndarray, color: str, clock: StageClock,
              timestamp_ms: float | None) -> tuple[list[Estimate], bool]:
-        x, to_image = whole_frame_input(image, color, self.input_spec, clock)
         t = clock.start()
+        x, to_image = self.prepare(image, color)
+        t = clock.stop("preprocess", t)
         out = self.model.run(x, self._outputs)
         t = clock.stop("landmark", t)
         found = self.decode(out, to_image)
         clock.stop("postprocess", t)
         return found, True
+
+    def prepare(self, image: np.ndarray, color: str) -> tuple[np.ndarray, np.ndarray]:
+        """The model's input, the whole frame letterboxed into ``self.input_spec`` (an
+        :class:`~edgepose.decoders.preprocess.InputSpec`), and the input -> image affine."""
+        from edgepose.decoders.preprocess import make_input
+        from edgepose.geometry import letterbox_transform
+
+        to_image = letterbox_transform(image.shape[1], image.shape[0], *self.input_spec.size)
+        return make_input(image, to_image, self.input_spec, image_color=color), to_image
 
     def decode(self, outputs: list[np.ndarray], to_image: np.ndarray) -> list[Estimate]:
         """The people in the model's outputs; ``to_image``: input -> image affine."""

