@@ -185,7 +185,7 @@ def sample_inputs(model: GraphModel, images: list[Path], input_spec: dict | None
 def verify_result(reference: GraphRunner, result: str | os.PathLike, inputs: np.ndarray,
                   variant: str) -> dict:
     """Compare a converted file with the TensorFlow graph; write NAME.verify.json / .md."""
-    from converters import tools, verify
+    from converters import tools, verify, verify_report
     from edgepose.models import sha256_of
 
     with verify.open_compared(result) as runner:
@@ -211,7 +211,7 @@ def verify_result(reference: GraphRunner, result: str | os.PathLike, inputs: np.
                 fallback="float32" if variant == "float16" else None)
     report["gate"] = gate
     report["environment"] = tools.environment_facts()
-    verify.write_report(result, report)
+    verify_report.write_report(result, report)
     return report
 
 
