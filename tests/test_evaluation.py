@@ -1,25 +1,30 @@
-"""Accuracy evaluation: metrics on hand-made cases with known answers, joint-name mapping
-across layouts, bad input, and one run of the real pipeline on shared annotated images.
-
-The metric cases feed known predictions through a tiny estimator (it returns the poses it
-is given); the last tests run the real models.
+"""Accuracy evaluation on hand-made cases with known answers: COCO OKS AP / AR and PCK,
+joint-name mapping across layouts, MPII PCKh. The cases feed known predictions through a
+tiny estimator that returns the poses it is given (tests/evaluation_cases.py); bad input
+and the real pipeline are in test_evaluation_runs.py.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
-import json
 import math
-from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
+from evaluation_cases import (
+    AREA,
+    BODY,
+    COCO17,
+    MPII_NAMES,
+    SIGMA,
+    TORSO,
+    FixedPoses,
+    hand_oks,
+    make_pose,
+    needs_cocotools,
+    write_coco,
+    write_mpii,
+)
 
-from conftest import IMAGES, need
-from edgepose.errors import InputError
-from edgepose.cli.eval import add_parser as add_eval_parser
 from edgepose.evaluation import (
     canonical_joint_name,
     detect_layout,
@@ -29,105 +34,6 @@ from edgepose.evaluation import (
     oks,
 )
 from edgepose.skeletons import BlazePoseLandmark, blazepose_index
-from edgepose.types import FrameResult, Pose
-
-needs_cocotools = pytest.mark.skipif(
-    importlib.util.find_spec("pycocotools") is None,
-    reason="pycocotools is not installed: pip install 'edgepose[eval]'")
-
-# COCO's sigmas, typed in again here so the expected OKS does not come from the code under test.
-SIGMA = {"nose": .026, "eye": .025, "ear": .035, "shoulder": .079, "elbow": .072,
-         "wrist": .062, "hip": .107, "knee": .087, "ankle": .089}
-
-# A person facing the camera in a 200 x 300 image (their left is the image's right).
-BODY = {
-    "nose": (100, 40), "left_eye": (105, 35), "right_eye": (95, 35),
-    "left_ear": (112, 38), "right_ear": (88, 38),
-    "left_shoulder": (125, 80), "right_shoulder": (75, 80),
-    "left_elbow": (135, 125), "right_elbow": (65, 125),
-    "left_wrist": (140, 165), "right_wrist": (60, 165),
-    "left_hip": (115, 165), "right_hip": (85, 165),
-    "left_knee": (117, 220), "right_knee": (83, 220),
-    "left_ankle": (118, 275), "right_ankle": (82, 275),
-}
-COCO17 = list(BODY)
-# Both shoulder - opposite hip diagonals are sqrt(40^2 + 85^2).
-TORSO = math.hypot(40, 85)
-AREA = 10_000.0
-
-
-def body_xy(name: str, offset: tuple[float, float] = (0.0, 0.0)) -> tuple[float, float]:
-    """Where the reference body has this joint; joints BlazePose lacks get a fixed spot."""
-    canonical = canonical_joint_name(name)
-    if canonical in BODY:
-        x, y = BODY[canonical]
-    else:
-        # head top, neck, heels...: a spot on the person's side, so that mirroring moves it
-        side = canonical.split("_")[0]
-        x, y = {"left": 160.0, "right": 40.0}.get(side, 100.0), 240.0 + 2 * len(canonical)
-    return x + offset[0], y + offset[1]
-
-
-def make_pose(offset=(0.0, 0.0), shifts: dict[str, tuple[float, float]] | None = None,
-              score: float = 1.0, visibility: float = 1.0) -> Pose:
-    """The reference body as a BlazePose prediction, moved by ``offset`` and per-joint ``shifts``."""
-    kp = np.zeros((33, 5), np.float32)
-    for lm in BlazePoseLandmark:
-        x, y = body_xy(lm.name, offset)
-        dx, dy = (shifts or {}).get(lm.name.lower(), (0.0, 0.0))
-        kp[lm] = (x + dx, y + dy, 0.0, visibility, 1.0)
-    return Pose(kp, score)
-
-
-class FixedPoses:
-    """Returns the poses given for each image, told apart by image width."""
-
-    def __init__(self, poses_by_width: dict[int, list[Pose]]) -> None:
-        self.poses_by_width = poses_by_width
-
-    def process(self, image: np.ndarray) -> FrameResult:
-        h, w = image.shape[:2]
-        return FrameResult(list(self.poses_by_width.get(w, [])), (w, h))
-
-
-def write_images(folder: Path, count: int) -> list[str]:
-    """Blank images 200 + i pixels wide, so FixedPoses can tell them apart."""
-    folder.mkdir(exist_ok=True)
-    names = []
-    for i in range(count):
-        names.append(f"img{i}.png")
-        cv2.imwrite(str(folder / names[-1]), np.zeros((300, 200 + i, 3), np.uint8))
-    return names
-
-
-def write_coco(tmp_path: Path, people_per_image: list[list[tuple[float, float]]],
-               names: list[str] = COCO17, unlabelled: tuple[str, ...] = ()) -> Path:
-    """COCO keypoint json: per image, one reference body per offset; ``names`` in file order."""
-    files = write_images(tmp_path / "images", len(people_per_image))
-    anns = []
-    for image_id, offsets in enumerate(people_per_image):
-        for off in offsets:
-            kps = []
-            for n in names:
-                v = 0 if n in unlabelled else 2
-                kps += [*body_xy(n, off), v] if v else [0, 0, 0]
-            anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": 1,
-                         "keypoints": kps, "num_keypoints": len(names) - len(unlabelled),
-                         "bbox": [off[0] + 50, off[1] + 20, 100, 260], "area": AREA,
-                         "iscrowd": 0})
-    data = {"images": [{"id": i, "file_name": f} for i, f in enumerate(files)],
-            "annotations": anns,
-            "categories": [{"id": 1, "name": "person", "keypoints": names}]}
-    path = tmp_path / "ann.json"
-    path.write_text(json.dumps(data))
-    return path
-
-
-def hand_oks(dx: float) -> float:
-    """OKS of the 17 COCO joints all moved by dx pixels, COCO's formula written out:
-    mean over joints of exp(-d^2 / (2 * area * (2 sigma)^2))."""
-    sig = [SIGMA[n.split("_")[-1]] for n in COCO17]
-    return sum(math.exp(-dx * dx / (2 * AREA * (2 * s) ** 2)) for s in sig) / len(sig)
 
 
 # -- COCO OKS AP / AR ----------------------------------------------------------------------
@@ -261,9 +167,7 @@ LAYOUT_NAMES = {
     "jhmdb": ["neck", "belly", "head", "right_shoulder", "left_shoulder", "right_hip", "left_hip",
               "right_elbow", "left_elbow", "right_knee", "left_knee", "right_wrist", "left_wrist",
               "right_ankle", "left_ankle"],
-    "mpii": ["Right-ankle", "Right-knee", "Right-hip", "Left-hip", "Left-knee", "Left-ankle",
-             "Pelvis", "Thorax", "Upper-neck", "Head-top", "Right-wrist", "Right-elbow",
-             "Right-shoulder", "Left-shoulder", "Left-elbow", "Left-wrist"],
+    "mpii": MPII_NAMES,
     "coco": COCO17,
     "blazepose": [lm.name.lower() for lm in BlazePoseLandmark],
 }
@@ -310,23 +214,6 @@ def test_every_layout_scores_a_perfect_prediction_one_and_a_mirrored_one_less(tm
 
 
 # -- MPII PCKh ------------------------------------------------------------------------------
-def write_mpii(tmp_path: Path, head_top=(100.0, 20.0), upper_neck=(100.0, 60.0),
-               unlabelled: tuple[str, ...] = ()) -> Path:
-    names = LAYOUT_NAMES["mpii"]
-    joints, vis = [], []
-    for n in names:
-        c = canonical_joint_name(n)
-        xy = head_top if c == "head_top" else upper_neck if c == "upper_neck" else body_xy(c)
-        labelled = c not in unlabelled
-        joints.append(list(xy) if labelled else [-1.0, -1.0])
-        vis.append(int(labelled))
-    files = write_images(tmp_path / "images", 1)
-    path = tmp_path / "mpii.json"
-    path.write_text(json.dumps([{"image": files[0], "joints": joints, "joints_vis": vis,
-                                 "center": [100.0, 150.0], "scale": 1.5}]))
-    return path
-
-
 @needs_cocotools
 def test_mpii_pckh_by_hand(tmp_path):
     # Head segment 40 px -> head size 0.6 x 40 = 24 px -> PCKh@0.5 threshold 12 px.
@@ -342,87 +229,3 @@ def test_mpii_pckh_by_hand(tmp_path):
     assert r["joints"]["left_ankle"]["labelled"] == 0
     assert "head_top" not in r["joints"] and "pelvis" not in r["joints"]
     assert list(r["joints"])[:2] == ["left_shoulder", "right_shoulder"]  # BlazePose order
-
-
-# -- bad input -------------------------------------------------------------------------------
-@pytest.mark.parametrize("case, message", [
-    ("missing", "does not exist"),
-    ("not_json", "not valid JSON"),
-    ("other_json", "neither COCO keypoint json"),
-    ("missing_image", "are not in"),
-    ("no_image_dir", "image folder"),
-    ("wrong_format", "is MPII json, not COCO"),
-    ("short_keypoints", "has 3 keypoint values, expected 51"),
-    ("no_file_name", "malformed COCO annotation .KeyError: 'file_name'"),
-])
-def test_bad_input_is_one_clear_error(tmp_path, case, message):
-    images = tmp_path / "images"
-    ann = write_mpii(tmp_path)
-    if case == "missing":
-        ann = tmp_path / "nope.json"
-    elif case == "not_json":
-        ann.write_text("{not json")
-    elif case == "other_json":
-        ann.write_text(json.dumps({"images": []}))
-    elif case == "missing_image":
-        (images / "img0.png").unlink()
-    elif case == "no_image_dir":
-        images = tmp_path / "elsewhere"
-    elif case in ("short_keypoints", "no_file_name"):
-        ann = write_coco(tmp_path, [[(0, 0)]])
-        data = json.loads(ann.read_text())
-        if case == "short_keypoints":
-            data["annotations"][0]["keypoints"] = [1, 2, 2]
-        else:
-            del data["images"][0]["file_name"]
-        ann.write_text(json.dumps(data))
-    run = evaluate_coco if case == "wrong_format" else evaluate
-    with pytest.raises(InputError, match=message) as err:
-        run(FixedPoses({}), ann, images)
-    assert "\n" not in str(err.value)
-
-
-def test_eval_subcommand_parses_its_flags():
-    parser = argparse.ArgumentParser(prog="edgepose")
-    add_eval_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["eval", "--annotations", "a.json", "--images", "imgs",
-                              "--max-people", "4", "--model", "lite", "--out", "r.json"])
-    assert (args.annotations, args.images, args.out) == (Path("a.json"), Path("imgs"), Path("r.json"))
-    assert (args.max_people, args.model) == (4, "lite")
-    assert args.func.__name__ == "cmd_eval"
-
-
-# -- the real pipeline on shared annotated images ---------------------------------------------
-@needs_cocotools
-def test_real_pipeline_on_crowdpose_through_the_cli(tmp_path, model_path):
-    folder = need(IMAGES / "crowdpose")
-    model_path("full")
-    model_path("detector")
-    parser = argparse.ArgumentParser(prog="edgepose")
-    add_eval_parser(parser.add_subparsers(dest="command", required=True))
-    out = tmp_path / "result.json"
-    args = parser.parse_args(["eval", "--annotations", str(folder / "test_crowdpose.json"),
-                              "--images", str(folder), "--max-people", "10", "--threads", "2",
-                              "--out", str(out)])
-    assert args.func(args) == 0
-    r = json.loads(out.read_text())
-    # 5 annotated people; one has no labelled joint, so 4 are scored.
-    assert (r["images"], r["annotated_people"], r["people"]) == (2, 5, 4)
-    assert r["layout"] == "crowdpose" and r["model"] == "pose_landmark_full.tflite"
-    assert r["max_people"] == 10 and r["backend"].startswith("tflite/")
-    for key in ("AP", "AP50", "AP75", "AR", "PCK@0.2"):
-        assert 0.0 <= r[key] <= 1.0, key
-    assert 1 <= r["matched"] <= r["predictions"] <= 20
-    assert r["AP50"] > 0.2  # the front-facing people are found
-
-
-@needs_cocotools
-def test_real_pipeline_on_mpii(image_pipeline):
-    folder = need(IMAGES / "mpii")
-    r = evaluate_mpii(image_pipeline, folder / "test_mpii.json", folder)
-    assert (r["images"], r["people"], r["predictions"]) == (5, 5, 5)
-    assert r["pckh_people"] == 5
-    for key in ("AP", "AR", "PCK@0.2", "PCKh@0.5"):
-        assert 0.0 <= r[key] <= 1.0, key
-    # full model, single person: most limb joints land within a fifth of the torso
-    assert r["PCK@0.2"] >= 0.5 and r["AP50"] >= 0.4
