@@ -5,14 +5,11 @@ the same table and verdict as ``convert tfjs`` (:mod:`converters.outcome`)."""
 from __future__ import annotations
 
 import argparse
-import logging
 import time
 from pathlib import Path
 
 from converters.tools import converted_dir
 from edgepose.errors import InputError
-
-log = logging.getLogger(__name__)
 
 
 def add_step(steps) -> None:
@@ -69,7 +66,8 @@ def cmd_tf_graph(args: argparse.Namespace) -> int:
 def graph_source(name: str):
     """(.pb path, the known model it is or None) for a name or a path; a path whose sha256
     is a known model's is that model."""
-    from edgepose import models, registry
+    from converters.tfjs_command import known_by_sha256
+    from edgepose import registry
     from edgepose.models import model_path_text
 
     known = registry.FROZEN_GRAPHS.get(name)
@@ -88,12 +86,7 @@ def graph_source(name: str):
                          f"{', '.join(registry.FROZEN_GRAPHS)}")
     if not path.is_file():
         raise InputError(f"{path} does not exist")
-    digest = models.sha256_of(path)
-    for model in registry.FROZEN_GRAPHS.values():
-        if model.sha256 == digest:
-            log.info("%s is %s (same sha256): converted as that model", path, model.name)
-            return path, model
-    return path, None
+    return path, known_by_sha256(path, registry.FROZEN_GRAPHS.values())
 
 
 def parse_size(text: str) -> tuple[int, int]:

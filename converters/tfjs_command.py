@@ -57,7 +57,7 @@ def _tfjs_source(name: str):
     """(model.json path, the known model it is or None) for a name or a path. A path whose
     sha256 is a known model's is that model: it gets that model's task and input shape,
     so that what it becomes runs with no other flag."""
-    from edgepose import models, registry
+    from edgepose import registry
 
     known = registry.CONVERTIBLE_MODELS.get(name)
     if known is not None:
@@ -66,13 +66,19 @@ def _tfjs_source(name: str):
         raise InputError(f"unknown TF.js model {name!r}: give a model.json path or one of "
                          f"{', '.join(registry.CONVERTIBLE_MODELS)}")
     path = Path(name)
-    if path.is_file():
-        digest = models.sha256_of(path)
-        for model in registry.CONVERTIBLE_MODELS.values():
-            if model.sha256 == digest:
-                log.info("%s is %s (same sha256): converted as that model", path, model.name)
-                return path, model
-    return path, None
+    return path, (known_by_sha256(path, registry.CONVERTIBLE_MODELS.values()) if path.is_file() else None)
+
+
+def known_by_sha256(path: Path, known):
+    """The model of ``known`` whose pinned sha256 the file at ``path`` has (logged), else None."""
+    from edgepose import models
+
+    digest = models.sha256_of(path)
+    for model in known:
+        if model.sha256 == digest:
+            log.info("%s is %s (same sha256): converted as that model", path, model.name)
+            return model
+    return None
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
