@@ -255,6 +255,50 @@ def test_a_failing_frame_does_not_stop_the_engine(replay, model_path):
     assert pipe._closed
 
 
+def test_the_loop_turns_while_the_camera_is_lost_and_not_while_inference_hangs(replay, model_path):
+    """What serve's systemd watchdog pings from (LiveEngine.on_turn): a camera outage must
+    not look like a hang (turns go on), a hung inference must (turns stop)."""
+    import threading
+
+    import numpy as np
+
+    from edgepose import Pipeline
+    from edgepose.live import LiveEngine
+
+    hang, hanging, release = threading.Event(), threading.Event(), threading.Event()
+
+    def detector(image: np.ndarray):  # blocks, once told to, as a hung runtime would
+        if hang.is_set() and not release.is_set():
+            hanging.set()
+            release.wait(30)
+        return []
+
+    turns = []
+    pipe = Pipeline(model=model_path("full"), person_detector=detector, threads=1)
+    live = LiveEngine(replay.url, pipeline=pipe, capture={"stall_s": 1.0, "open_s": 3.0})
+    live.on_turn(lambda: turns.append(time.monotonic()))
+    with live:
+        wait_for(lambda: live.frames > 2, 30, "frames")
+        replay.kill()
+        try:
+            wait_for(lambda: live.state in ("lost", "reconnecting"), 10, "the camera lost")
+            before = len(turns)
+            time.sleep(1.0)
+            assert len(turns) - before >= 5  # a turn per 0.1 s at least, with no frame
+        finally:
+            replay.start()
+        wait_for(lambda: live.state == "ok", 20, "ok again")
+        hang.set()
+        try:
+            assert hanging.wait(10)
+            before = len(turns)
+            time.sleep(1.0)
+            assert len(turns) == before  # hung: no turn, so no ping
+        finally:
+            release.set()
+        wait_for(lambda: len(turns) > before, 10, "turns again")
+
+
 def test_live_sources_by_their_command_line_form(tmp_path):
     from edgepose.errors import InputError
     from edgepose.sources import live_name, open_live
