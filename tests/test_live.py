@@ -107,10 +107,12 @@ def test_events_fire_as_people_walk_through_the_clip(model_path):
         assert engine.wait(120), "the clip ends"
         assert engine.state == "ended"
     entered = [e["id"] for e in events if e["event"] == "person_entered"]
-    left = [e["id"] for e in events if e["event"] == "person_left"]
     assert len(set(entered)) >= 2, events
-    # each person leaves once: while the clip runs, or when it ends
-    assert sorted(left) == sorted(entered) == sorted(set(entered))
+    # each entry is followed by one departure, while the clip runs or when it ends (a track
+    # missed for leave_after frames, when frames are dropped under load, leaves and enters again)
+    for track_id in set(entered):
+        seen = [e["event"] for e in events if e.get("id") == track_id]
+        assert seen == ["person_entered", "person_left"] * (len(seen) // 2), (track_id, seen)
     counts = [e["people"] for e in events if e["event"] == "count_changed"]
     assert max(counts) >= 2 and counts[-1] == 0
     # the file was read at its own rate (50 fps): 205 frames take about 4 s, not less

@@ -187,7 +187,7 @@ class ReplayServer:
         i = 0
         while self._server is not None:
             ending = self.end_after is not None and i >= self.end_after
-            if ending and not self.ended.is_set():
+            if ending and not self.ended.is_set():  # end_after=0: ends at once
                 self.ended.set()
             mode = self.ending if ending else self.mode
             if mode != "ok":
@@ -200,6 +200,8 @@ class ReplayServer:
             out.flush()
             self.sent += 1
             i += 1
+            if i == self.end_after:  # the last frame is out: what comes now is the ending
+                self.ended.set()
             due += period
             time.sleep(max(0.0, due - time.monotonic()))
             if due < time.monotonic() - 1.0:  # far behind (a slow reader): do not burst
