@@ -9,6 +9,8 @@ that long, with RSS slope (MB per 10,000 frames) and fd/thread counts over time.
     python benchmarks/bench_live.py                       # max_people 1 and 4, 30 s each
     python benchmarks/bench_live.py --compare-render
     python benchmarks/bench_live.py --recovery            # stream closed, killed, stalled, garbage
+    python benchmarks/bench_live.py --reconnects 150 --fps 25 --frames 20 [--no-trim]
+                                                          # capture alone: RSS/fds/threads per reconnect
     nice -n 10 python benchmarks/bench_live.py --soak-minutes 30
 
 Goals: p99 latency under 2 frame intervals of the model's own rate (its mean time per
@@ -276,6 +278,48 @@ def _mjpeg_viewer(base: str, stop: threading.Event) -> None:
             time.sleep(0.5)
 
 
+def reconnects(server, args) -> dict:
+    """The capture alone (no model), its stream closed ``args.reconnects`` times: RSS,
+    threads and fds after each reconnect. --no-trim: without the malloc_trim after a
+    reader closes its capture (edgepose.reader.release_freed_memory), to compare."""
+    import psutil
+
+    import edgepose.reader
+    from edgepose.live import Capture
+
+    if args.no_trim:
+        edgepose.reader.release_freed_memory = lambda: None
+    proc, rows = psutil.Process(), []
+    capture = Capture(server.url, stall_s=1.0, backoff_s=0.05).start()
+
+    def wait(predicate) -> None:
+        end = time.monotonic() + 20
+        while not predicate():
+            if time.monotonic() > end:
+                raise SystemExit(f"no reconnect within 20 s (state {capture.state})")
+            time.sleep(0.02)
+
+    try:
+        for _ in range(args.reconnects):
+            wait(lambda: capture.state == "ok")
+            frames = capture.frames
+            wait(lambda frames=frames: capture.frames > frames + 5)
+            rows.append((round(proc.memory_info().rss / 2**20, 1), threading.active_count(), proc.num_fds()))
+            server.mode = "close"
+            server.close_streams()
+            wait(lambda: capture.state != "ok")
+            server.mode = "ok"
+    finally:
+        capture.stop()
+    rss = [r[0] for r in rows]
+    out = {"reconnects": len(rows), "trim": not args.no_trim, "rss_mb_first": rss[0],
+           "rss_mb_after_5": rss[min(5, len(rss) - 1)], "rss_mb_last": rss[-1], "rss_mb_max": max(rss),
+           "threads": sorted({r[1] for r in rows}), "fds": sorted({r[2] for r in rows})}
+    print(f"{len(rows)} reconnects (trim {'on' if out['trim'] else 'off'}): RSS {rss[0]} -> "
+          f"{out['rss_mb_after_5']} (after 5) -> {rss[-1]} MB, threads {out['threads']}, fds {out['fds']}")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="full")
@@ -291,6 +335,8 @@ def main() -> None:
     parser.add_argument("--soak-minutes", type=float, default=0.0)
     parser.add_argument("--fault-every", type=float, default=120.0, help="soak: close the stream every N s (0: never)")
     parser.add_argument("--sample-every", type=float, default=30.0)
+    parser.add_argument("--reconnects", type=int, default=0, help="the capture alone, its stream closed N times")
+    parser.add_argument("--no-trim", action="store_true", help="--reconnects without malloc_trim")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     require_shared("bench_live.py", STREET)
@@ -301,7 +347,10 @@ def main() -> None:
     result = {"command": command(), "machine": machine(), "model": args.model, "stream_fps": args.fps,
               "note": "measured on a shared 2-core VM while other jobs ran: compare ratios"}
     try:
-        if args.soak_minutes:
+        if args.reconnects:
+            result["reconnects"] = reconnects(server, args)
+            name = f"live_reconnects{'_no_trim' if args.no_trim else ''}.json"
+        elif args.soak_minutes:
             result["soak"] = soak(server, args)
             name = "live_soak.json"
         elif args.recovery:

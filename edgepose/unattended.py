@@ -1,6 +1,7 @@
 """What lets ``edgepose run`` on a live source (camera, stream) go on unattended:
 
-- :class:`StallGuard`: the source is read on its own thread, so a read that blocks cannot
+- :class:`StallGuard`: the source is read on its own thread (:mod:`edgepose.reader`, shared
+  with the live engine's capture), so a read that blocks cannot
   hold the run for ever; the run ends with exit code 3 (``errors.SourceLost``) when it
   reports the source ``lost`` (a video file named by a URL read to its end is not lost);
 - :class:`AppendingJsonLines`: ``--json`` appended to a line at a time, so the restarts of
@@ -13,13 +14,12 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 
+from edgepose.reader import SourceReader
 from edgepose.sinks import JsonLinesSink, make_folder
 from edgepose.sources import Frame, Source
 
@@ -27,12 +27,13 @@ log = logging.getLogger(__name__)
 
 
 class StallGuard(Source):
-    """A live source (camera, stream) read on its own thread, one frame ahead, so that a
-    read that blocks (an RTSP server gone quiet, a camera unplugged) cannot hold the
-    caller: iterating ends when no frame came for ``timeout`` seconds, with ``lost`` saying
-    so, as it ends when the source ends (``lost`` says that too). Ends at once when
-    ``stop`` (anything with ``is_set()``) is set. An error of the source is raised to the
-    caller when no frame came before it; after frames it ends the iteration, in ``lost``."""
+    """A live source (camera, stream) read on its own thread (a
+    :class:`~edgepose.reader.SourceReader`), one frame ahead, so that a read that blocks
+    (an RTSP server gone quiet, a camera unplugged) cannot hold the caller: iterating ends
+    when the reader waited ``timeout`` seconds for a frame, with ``lost`` saying so, as it
+    ends when the source ends (``lost`` says that too). Ends at once when ``stop``
+    (anything with ``is_set()``) is set. An error of the source is raised to the caller
+    when no frame came before it; after frames it ends the iteration, in ``lost``."""
 
     POLL_S = 0.05
 
@@ -42,55 +43,48 @@ class StallGuard(Source):
         self.lost: str | None = None
         self.read = 0
         self._frames: queue.Queue = queue.Queue(maxsize=1)
-        self._closing = threading.Event()
-        self._thread = threading.Thread(target=self._reader, name="edgepose-reader", daemon=True)
+        self.reader = SourceReader(source, self._hand_over)
 
-    def _reader(self) -> None:
-        def hand_over(item) -> bool:
-            while not self._closing.is_set():
-                try:
-                    self._frames.put(item, timeout=self.POLL_S)
-                    return True
-                except queue.Full:
-                    pass
-            return False
+    def _hand_over(self, frame: Frame) -> bool:  # on the reader's thread
+        while not self.reader.abandoned.is_set():
+            try:
+                self._frames.put(frame, timeout=self.POLL_S)
+                return True
+            except queue.Full:
+                pass
+        return False
 
-        try:
-            for frame in self.source:
-                if not hand_over(("frame", frame)):
-                    return
-            hand_over(("end", None))
-        except Exception as exc:  # noqa: BLE001 (any failure of the source goes to the caller)
-            hand_over(("error", exc))
+    def _next(self) -> Frame | None:
+        """The next frame; None when there is none to come (``lost`` says why, or a stop)."""
+        while self.stop is None or not self.stop.is_set():
+            try:
+                return self._frames.get(timeout=self.POLL_S)
+            except queue.Empty:
+                pass
+            if self.reader.done.is_set():
+                try:  # the last frame, handed over just before the reader ended
+                    return self._frames.get_nowait()
+                except queue.Empty:
+                    break
+            if self.reader.waiting_for() >= self.timeout:
+                self.lost = f"no frame for {self.timeout:g} s after {self.read} frame(s): the {self.kind} stalled"
+                return None
+        else:
+            return None
+        if self.reader.error is not None:
+            if not self.read:
+                raise self.reader.error
+            self.lost = f"the {self.kind} failed after {self.read} frame(s): {self.reader.error}"
+        elif not self._whole_file():
+            self.lost = f"the {self.kind} ended after {self.read} frame(s)"
+        return None
 
     def __iter__(self) -> Iterator[Frame]:
-        if not self._thread.is_alive() and not self._closing.is_set():
-            self._thread.start()
-        while True:
-            deadline = time.monotonic() + self.timeout
-            while True:
-                if self.stop is not None and self.stop.is_set():
-                    return
-                try:
-                    what, item = self._frames.get(timeout=self.POLL_S)
-                    break
-                except queue.Empty:
-                    if time.monotonic() >= deadline:
-                        self.lost = (f"no frame for {self.timeout:g} s after {self.read} frame(s): "
-                                     f"the {self.kind} stalled")
-                        return
-            if what == "frame":
-                self.read += 1
-                yield item
-            elif what == "end":
-                if not self._whole_file():
-                    self.lost = f"the {self.kind} ended after {self.read} frame(s)"
-                return
-            else:
-                if not self.read:
-                    raise item
-                self.lost = f"the {self.kind} failed after {self.read} frame(s): {item}"
-                return
+        if self.reader._thread.ident is None:
+            self.reader.start()
+        while (frame := self._next()) is not None:
+            self.read += 1
+            yield frame
 
     def _whole_file(self) -> bool:
         """True when a URL named a video file (http://host/clip.mp4) and every frame its
@@ -105,10 +99,8 @@ class StallGuard(Source):
     def close(self) -> None:
         """Stop the reader; close the source once the reader let go of it (a read still
         blocked after a second is left to end with the process)."""
-        self._closing.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=1.0)
-        if self._thread.is_alive():
+        self.reader.abandon()
+        if not self.reader.join(timeout=1.0):
             log.info("%s: a read is still blocked; the source is left open", self.name)
             return
         self.source.close()

@@ -107,10 +107,12 @@ def test_events_fire_as_people_walk_through_the_clip(model_path):
         assert engine.wait(120), "the clip ends"
         assert engine.state == "ended"
     entered = [e["id"] for e in events if e["event"] == "person_entered"]
-    left = [e["id"] for e in events if e["event"] == "person_left"]
     assert len(set(entered)) >= 2, events
-    # each person leaves once: while the clip runs, or when it ends
-    assert sorted(left) == sorted(entered) == sorted(set(entered))
+    # each entry is followed by one departure, while the clip runs or when it ends (a track
+    # missed for leave_after frames, when frames are dropped under load, leaves and enters again)
+    for track_id in set(entered):
+        seen = [e["event"] for e in events if e.get("id") == track_id]
+        assert seen == ["person_entered", "person_left"] * (len(seen) // 2), (track_id, seen)
     counts = [e["people"] for e in events if e["event"] == "count_changed"]
     assert max(counts) >= 2 and counts[-1] == 0
     # the file was read at its own rate (50 fps): 205 frames take about 4 s, not less
@@ -253,6 +255,50 @@ def test_a_failing_frame_does_not_stop_the_engine(replay, model_path):
         wait_for(lambda: live.errors >= 2 and live.frames >= 4, 30, "frames around the failures")
         assert live.health()["errors"] == live.errors
     assert pipe._closed
+
+
+def test_the_loop_turns_while_the_camera_is_lost_and_not_while_inference_hangs(replay, model_path):
+    """What serve's systemd watchdog pings from (LiveEngine.on_turn): a camera outage must
+    not look like a hang (turns go on), a hung inference must (turns stop)."""
+    import threading
+
+    import numpy as np
+
+    from edgepose import Pipeline
+    from edgepose.live import LiveEngine
+
+    hang, hanging, release = threading.Event(), threading.Event(), threading.Event()
+
+    def detector(image: np.ndarray):  # blocks, once told to, as a hung runtime would
+        if hang.is_set() and not release.is_set():
+            hanging.set()
+            release.wait(30)
+        return []
+
+    turns = []
+    pipe = Pipeline(model=model_path("full"), person_detector=detector, threads=1)
+    live = LiveEngine(replay.url, pipeline=pipe, capture={"stall_s": 1.0, "open_s": 3.0})
+    live.on_turn(lambda: turns.append(time.monotonic()))
+    with live:
+        wait_for(lambda: live.frames > 2, 30, "frames")
+        replay.kill()
+        try:
+            wait_for(lambda: live.state in ("lost", "reconnecting"), 10, "the camera lost")
+            before = len(turns)
+            time.sleep(1.0)
+            assert len(turns) - before >= 5  # a turn per 0.1 s at least, with no frame
+        finally:
+            replay.start()
+        wait_for(lambda: live.state == "ok", 20, "ok again")
+        hang.set()
+        try:
+            assert hanging.wait(10)
+            before = len(turns)
+            time.sleep(1.0)
+            assert len(turns) == before  # hung: no turn, so no ping
+        finally:
+            release.set()
+        wait_for(lambda: len(turns) > before, 10, "turns again")
 
 
 def test_live_sources_by_their_command_line_form(tmp_path):

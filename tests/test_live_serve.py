@@ -2,7 +2,8 @@
 stream of the street clip: /health codes and fields, the token on every route, no path to
 the file system, the WebSocket's JSON Lines objects, DNS rebinding and cross-origin
 WebSockets refused; the command's refusal without a token, its stop on signals and at the
-end of a file."""
+end of a file, and what it tells systemd (READY, watchdog pings through a camera outage,
+STOPPING) on a real NOTIFY_SOCKET."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import sys
 
 import pytest
 from conftest import ROOT, STREET, need
-from live_helpers import get, open_engine, open_replay, wait_for
+from live_helpers import NotifySocket, get, open_engine, open_replay, wait_for
 
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
@@ -150,6 +151,46 @@ def test_serve_stops_cleanly_on_signals(model_path, signal_name):
         proc.kill()
     assert proc.returncode == 0, err
     assert f"stopped by {signal_name}" in out and "frame(s) processed" in out
+
+
+def test_serve_tells_systemd_ready_pings_through_an_outage_and_stopping(replay, model_path):
+    """deploy/edgepose-serve.service is Type=notify with WatchdogSec: READY=1 once serve
+    listens, WATCHDOG=1 from each turn of the engine's loop, also while the camera is cut
+    (an outage shows a banner; it must not get serve restarted), STOPPING=1 on SIGTERM."""
+    import signal
+    import time
+
+    with NotifySocket() as sock:
+        proc = serve(replay.url, "--port", "0", "--threads", "1", "--model", model_path("full"),
+                     "--detector", model_path("detector"),
+                     env={"NOTIFY_SOCKET": sock.name, "WATCHDOG_USEC": "200000"})  # a ping per 0.1 s
+        try:
+            line = proc.stdout.readline()
+            assert line.startswith("edgepose serve: http://127.0.0.1:"), line + proc.stderr.read()
+            url = line.split()[2]
+            ready = sock.wait_for(lambda f: "READY" in f, 60, proc)
+            assert ready["READY"] == "1" and ready["STATUS"].startswith(f"serving {url}")
+            assert get(url + "health")[0] in (200, 503)  # listening when READY came
+            wait_for(lambda: get(url + "health")[0] == 200, 60, "frames")
+            replay.kill()  # the camera is cut
+            try:
+                wait_for(lambda: get(url + "health")[0] == 503, 15, "the camera lost")
+                cut = time.monotonic()
+                time.sleep(1.5)
+                pings = [m for t, m in sock.messages if t > cut and m.get("WATCHDOG") == "1"]
+                assert len(pings) >= 5, sock.messages[-5:]
+                assert all(m["STATUS"].startswith(("camera lost", "camera reconnecting")) for m in pings), pings
+            finally:
+                replay.start()
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopped by SIGTERM" in out
+    last = sock.messages[-1][1]
+    assert last["STOPPING"] == "1" and last["STATUS"].startswith("stopping: camera"), sock.messages[-3:]
+    assert sum("READY" in m for _, m in sock.messages) == 1
 
 
 def test_serve_ends_with_its_file(tmp_path, model_path):

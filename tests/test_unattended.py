@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,9 +26,10 @@ import cv2
 import numpy as np
 import pytest
 from conftest import ROOT, STREET, need
-from loopback_stream import LoopbackStream, street_jpegs
+from live_helpers import NotifySocket
 
 from edgepose.errors import InputError
+from edgepose.live.replay import ReplayServer
 from edgepose.sources import Frame, Source
 from edgepose.stopping import StopSignals
 from edgepose.unattended import StallGuard
@@ -73,56 +72,20 @@ def clip(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def jpegs() -> list[bytes]:
-    return street_jpegs(need(STREET), 10)
+    """10 frames of the street video, 320x180, as JPEG."""
+    return ReplayServer.from_video(need(STREET), limit=10, scale=0.25).jpegs
 
 
-class NotifySocket:
-    """A unix datagram socket in the abstract namespace, as systemd's NOTIFY_SOCKET; a
-    thread collects (monotonic time, {KEY: value}) for every datagram."""
-
-    def __init__(self) -> None:
-        self.name = f"@edgepose-test-{secrets.token_hex(6)}"
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind("\0" + self.name[1:])
-        self.sock.settimeout(0.1)
-        self.messages: list[tuple[float, dict[str, str]]] = []
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._collect, daemon=True)
-        self._thread.start()
-
-    def _collect(self) -> None:
-        while not self._done.is_set():
-            try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                continue
-            fields = dict(line.split("=", 1) for line in data.decode().splitlines())
-            self.messages.append((time.monotonic(), fields))
-
-    def wait_for(self, test, timeout: float = 120.0, proc=None) -> dict[str, str]:
-        deadline = time.monotonic() + timeout
-        seen = 0
-        while time.monotonic() < deadline:
-            for _, fields in self.messages[seen:]:
-                if test(fields):
-                    return fields
-                seen += 1
-            if proc is not None and proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        raise AssertionError(f"no such notification; got {[m for _, m in self.messages]}")
-
-    def close(self) -> None:
-        self._done.set()
-        self._thread.join()
-        self.sock.close()
+def loopback(jpegs, frames: int | None, ending: str = "close") -> ReplayServer:
+    """The loopback MJPEG server (edgepose.live.replay) at 25 fps: each connection gets
+    ``frames`` frames (None: for ever), then ends as ``ending`` says."""
+    return ReplayServer(jpegs, fps=25, end_after=frames, ending=ending)
 
 
 @pytest.fixture
 def notify_socket():
-    sock = NotifySocket()
-    yield sock
-    sock.close()
+    with NotifySocket() as sock:
+        yield sock
 
 
 def start(args, env=None) -> subprocess.Popen:
@@ -156,7 +119,7 @@ def test_a_lost_stream_exits_3_with_one_line_and_keeps_what_was_done(jpegs, tmp_
     restarted it). A stall is detected by the run's own timeout, also where OpenCV's read
     would block for good (trickle: a byte every half second)."""
     out = tmp_path / "poses.jsonl"
-    with LoopbackStream(jpegs, 12, ending) as stream:
+    with loopback(jpegs, 12, ending) as stream:
         began = time.monotonic()
         proc = start([stream.url, "--json", out, "--stall-timeout", "1"])
         stdout, stderr = proc.communicate(timeout=120)
@@ -204,7 +167,7 @@ def test_stall_guard_ends_a_read_that_blocks():
     guard.close()  # the read is still blocked: the source is left to the process's end
     assert not source.closed
     source.release.set()
-    guard._thread.join(5)
+    guard.reader.join(5)
     guard.close()
     assert source.closed
 
@@ -236,7 +199,7 @@ def test_a_killed_live_run_keeps_every_line_and_restarts_add_to_the_file(jpegs, 
     short is removed at the next start, and a service's restarts add to one file (it
     used to be a hidden temporary file, lost on a kill and replaced on each restart)."""
     poses = tmp_path / "poses.jsonl"
-    with LoopbackStream(jpegs, 0, "loop") as stream:
+    with loopback(jpegs, None) as stream:
         proc = start([stream.url, "--json", poses], env={"NOTIFY_SOCKET": notify_socket.name,
                                                           "WATCHDOG_USEC": "100000"})
         try:
@@ -250,7 +213,7 @@ def test_a_killed_live_run_keeps_every_line_and_restarts_add_to_the_file(jpegs, 
     assert [r["frame"] for r in whole] == list(range(len(whole))) and len(lines) >= done
     with poses.open("a") as file:
         file.write('{"source": "cut short by a ki')  # as a kill mid-line leaves it
-    with LoopbackStream(jpegs, 6, "close") as stream:
+    with loopback(jpegs, 6, "close") as stream:
         proc = start([stream.url, "--json", poses])
         stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 3, stderr
@@ -302,12 +265,12 @@ def test_a_stop_is_not_held_by_a_stalled_read(jpegs, tmp_path, notify_socket):
     """SIGTERM while the stream sends nothing: the run stops at once (exit 0), not when
     the 30 s stall timeout ends."""
     poses = tmp_path / "poses.jsonl"
-    with LoopbackStream(jpegs, 8, "stall") as stream:
+    with loopback(jpegs, 8, "stall") as stream:
         proc = start([stream.url, "--json", poses, "--stall-timeout", "30"],
                      env={"NOTIFY_SOCKET": notify_socket.name})
         try:
             notify_socket.wait_for(lambda f: "READY" in f, proc=proc)
-            assert stream.finished.wait(30)
+            assert stream.ended.wait(30)
             time.sleep(0.5)
             sent = time.monotonic()
             proc.send_signal(signal.SIGTERM)
@@ -340,14 +303,14 @@ def test_the_watchdog_stops_pinging_while_the_loop_has_no_frame(jpegs, notify_so
     """A source whose read blocks stands for a hung loop: no frame processed, no ping, so
     systemd (WatchdogSec) would kill and restart the service. The pings come from the
     loop, not from a timer thread that would keep a hung process looking alive."""
-    with LoopbackStream(jpegs, 8, "trickle") as stream:
+    with loopback(jpegs, 8, "trickle") as stream:
         proc = start([stream.url, "--json", "-", "--stall-timeout", "30"],
                      env={"NOTIFY_SOCKET": notify_socket.name, "WATCHDOG_USEC": "100000",
                           "PYTHONUNBUFFERED": "1"})
         try:
             lines = [proc.stdout.readline() for _ in range(8)]  # each frame's JSON, as it comes
             assert [json.loads(line)["frame"] for line in lines] == list(range(8))
-            assert stream.finished.is_set()
+            assert stream.ended.is_set()
             time.sleep(0.3)  # the last frame's ping is out
             quiet_from = time.monotonic()
             time.sleep(2.0)  # 20 ping intervals

@@ -1,5 +1,7 @@
 """``edgepose serve SOURCE``: the kiosk web app (a page with the live view, a WebSocket of
-poses and events, /health) over the live engine, until SIGTERM, SIGINT or SIGHUP."""
+poses and events, /health) over the live engine, until SIGTERM, SIGINT or SIGHUP
+(edgepose.stopping, as run). Under systemd (Type=notify, edgepose.systemd): READY=1 once
+it listens, watchdog pings from each turn of the engine's loop, STOPPING=1 on the way out."""
 
 from __future__ import annotations
 
@@ -10,8 +12,8 @@ import sys
 
 from edgepose.cli.options import HelpFormatter, add_option_flags, options_from_args
 from edgepose.errors import InputError
-
-STOP_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP")
+from edgepose.stopping import StopSignals
+from edgepose.systemd import Watchdog, notify
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -61,14 +63,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         open_live(spec).close()  # a file that is missing or cannot be read: say so now
     opts = options_from_args(args)
     engine = LiveEngine(spec, opts, loop=args.loop, layout=args.layout)
-    _interrupt_on_signals()  # until the server runs: a stop while models load is a stop too
-    try:
-        engine.start()
-        how = asyncio.run(_serve(engine, args.host, args.port, token))
-    except KeyboardInterrupt:
-        how = "stopped while starting"
-    finally:
-        engine.stop()
+    _watch(engine)
+    # from the start (a stop while the models load is a stop too) to the summary
+    with StopSignals() as stop:
+        try:
+            engine.start()
+            how = (f"stopped by {stop.name} while starting" if stop.is_set()
+                   else asyncio.run(_serve(engine, args.host, args.port, token, stop)))
+        except KeyboardInterrupt:  # a second signal while the first was honoured
+            how = f"stopped by {stop.name}, forced by a second signal"
+        finally:
+            notify(STOPPING=1, STATUS=f"stopping: {_status(engine)}")
+            engine.stop()
     h = engine.health()
     lat = h["latency_ms"]
     latency = f", latency p50 {lat['p50']:.0f} ms p99 {lat['p99']:.0f} ms" if h["frames"] else ""
@@ -77,47 +83,45 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _interrupt_on_signals() -> None:
-    import signal
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    for name in STOP_SIGNALS:
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), interrupt)
+def _status(engine) -> str:
+    """systemd's STATUS line: the camera's state and the rate."""
+    fps = engine.fps
+    return f"camera {engine.state}, {engine.frames} frame(s)" + (f", {fps:.1f} FPS" if fps else "")
 
 
-async def _serve(engine, host: str, port: int, token: str | None) -> str:
+def _watch(engine) -> None:
+    """systemd's watchdog pinged from each turn of the inference loop (it turns while the
+    camera is lost too: an outage is not a hang; a hung inference stops the pings)."""
+    watchdog = Watchdog()
+    engine.on_turn(lambda: watchdog.ping(lambda: _status(engine)))
+
+
+async def _serve(engine, host: str, port: int, token: str | None, stop) -> str:
     """Serve until a stop signal or the end of a video file: how it ended, in words."""
     import asyncio
-    import signal
 
     from edgepose.live.web import LOOPBACK, make_app, start_site
 
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    why = []
-
-    def on_signal(name: str) -> None:
-        why.append(f"stopped by {name}")
-        stop.set()
-
-    for name in STOP_SIGNALS:
-        if hasattr(signal, name):
-            loop.add_signal_handler(getattr(signal, name), on_signal, name)
+    stopped = asyncio.Event()
+    stop.on_stop = lambda signum: loop.call_soon_threadsafe(stopped.set)  # wakes the loop
+    if stop.is_set():
+        return f"stopped by {stop.name} while starting"
     runner, bound = await start_site(make_app(engine, token, loopback=host in LOOPBACK), host, port)
     d = engine.pipeline.describe()
     shown = f"[{host}]" if ":" in host else host
     print(f"edgepose serve: http://{shown}:{bound}/ ({engine.capture.name}, model {d['model']}, "
           f"{d['runtime']}){' token required' if token else ''}", flush=True)
+    notify(READY=1, STATUS=f"serving http://{shown}:{bound}/; {_status(engine)}")
     ended = asyncio.ensure_future(asyncio.to_thread(engine.wait))
-    stopped = asyncio.ensure_future(stop.wait())
-    await asyncio.wait({ended, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    if not why:
-        why.append(f"{engine.capture.name} ended ({engine.capture.reason}; --loop plays it again)")
-        print(f"edgepose serve: {why[0]}", file=sys.stderr, flush=True)
+    waiting = asyncio.ensure_future(stopped.wait())
+    await asyncio.wait({ended, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    if stop.is_set():
+        why = f"stopped by {stop.name}" if stop.name else "stopped"
+    else:
+        why = f"{engine.capture.name} ended ({engine.capture.reason}; --loop plays it again)"
+        print(f"edgepose serve: {why}", file=sys.stderr, flush=True)
     engine.finished.set()  # ends the waiting thread
-    stopped.cancel()
+    waiting.cancel()
     await runner.cleanup()
-    return why[0]
+    return why

@@ -1,7 +1,8 @@
 """The capture side of the live engine: a thread that keeps only the newest frame of a
 camera, stream or video file, notices when the source is lost, and opens it again.
 
-Each opening of the source is a :class:`_Connection` with its own reader thread, which
+Each opening of the source is a :class:`_Connection` with its own reader thread (a
+:class:`edgepose.reader.SourceReader`, as ``edgepose run`` uses), which
 opens the source and reads it; nothing else touches that capture object, so a read that
 blocks (an unplugged camera, an RTSP server that stopped sending) can be abandoned: the
 supervisor thread (:class:`Capture`) watches how long ago the reader delivered a frame,
@@ -22,6 +23,7 @@ from collections.abc import Callable
 import numpy as np
 
 from edgepose.errors import InputError
+from edgepose.reader import SourceReader
 from edgepose.sources import Frame, Source, is_device_path, live_name, open_live
 
 log = logging.getLogger(__name__)
@@ -71,80 +73,60 @@ class LatestFrame:
 
 
 class _Connection:
-    """One opening of the source, read on its own (daemon) thread."""
+    """One opening of the source: a :class:`~edgepose.reader.SourceReader` (which opens it,
+    reads it and closes it on its own thread), with what the supervisor watches."""
 
     def __init__(self, opener: Callable[[], Source], deliver: Callable[[np.ndarray], None],
                  realtime: bool, frozen_check: bool) -> None:
-        self.opener = opener
         self.deliver = deliver
         self.realtime = realtime
         self.frozen_check = frozen_check
-        self.started = time.monotonic()
-        self.last_read: float | None = None  # when the last frame arrived
         self.last_fresh: float | None = None  # when the last frame that differs arrived
-        self.frames = 0
-        self.fps: float | None = None
-        self.kind = ""
-        self.error: str | None = None
-        self.done = False  # the reader returned: source ended, failed or was abandoned
-        self.abandoned = False
-        self._thread = threading.Thread(target=self._run, name="live-reader", daemon=True)
-        self._thread.start()
+        self._previous: bytes | None = None
+        self._start = 0.0
+        self.reader = SourceReader(opener, self._frame, name="live-reader")
+        self.reader.start()
 
-    def _run(self) -> None:
-        try:
-            source = self.opener()
-        except InputError as exc:
-            self.error = str(exc)
-            self.done = True
-            return
-        except Exception as exc:  # a driver's own exception: one line, and try again later
-            self.error = f"{type(exc).__name__}: {exc}"
-            self.done = True
-            return
-        self.kind, self.fps = source.kind, source.fps
-        try:
-            self._read(source)
-        except InputError as exc:
-            self.error = str(exc)
-        except Exception as exc:
-            self.error = f"{type(exc).__name__}: {exc}"
-        finally:
-            source.close()
-            self.done = True
+    @property
+    def frames(self) -> int:
+        return self.reader.frames
 
-    def _read(self, source: Source) -> None:
-        pace = 1.0 / self.fps if self.realtime and self.kind == "video" and self.fps else 0.0
-        start = time.monotonic()
-        previous = None
-        for frame in source:
-            if self.abandoned:
-                return
-            if pace:  # a file played at its own rate, as a camera would deliver it
-                delay = start + self.frames * pace - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-            self.frames += 1
-            image = frame.image
-            now = self.last_read = time.monotonic()
-            if self.frozen_check:
-                # some drivers report success after an unplug and repeat the last frame:
-                # a camera's sensor noise makes real frames differ
-                sample = image[::16, ::16].tobytes()
-                if sample != previous:
-                    self.last_fresh = now
-                previous = sample
-            else:
+    @property
+    def kind(self) -> str:
+        return self.reader.kind
+
+    @property
+    def fps(self) -> float | None:
+        return self.reader.fps
+
+    @property
+    def error(self) -> str | None:
+        exc = self.reader.error
+        if exc is None:
+            return "no frame could be read" if self.reader.done.is_set() and not self.frames else None
+        return str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+
+    def _frame(self, frame: Frame) -> bool:  # on the reader's thread
+        r = self.reader
+        pace = 1.0 / r.fps if self.realtime and r.kind == "video" and r.fps else 0.0
+        if r.frames == 1:
+            self._start = time.monotonic()
+        elif pace:  # a file played at its own rate, as a camera would deliver it
+            delay = self._start + (r.frames - 1) * pace - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        now = time.monotonic()
+        if self.frozen_check:
+            # some drivers report success after an unplug and repeat the last frame:
+            # a camera's sensor noise makes real frames differ
+            sample = frame.image[::16, ::16].tobytes()
+            if sample != self._previous:
                 self.last_fresh = now
-            self.deliver(image)
-            if self.abandoned:
-                return
-        if self.frames == 0 and self.error is None:
-            self.error = "no frame could be read"
-
-    def age(self) -> float:
-        """Seconds since the last frame (or since the opening started)."""
-        return time.monotonic() - (self.last_read or self.started)
+            self._previous = sample
+        else:
+            self.last_fresh = now
+        self.deliver(frame.image)
+        return True
 
     def frozen_for(self) -> float:
         """Seconds the frames have been the same (0 when not checked, or none came)."""
@@ -201,8 +183,8 @@ class Capture:
         self._thread.join(timeout)
         conn = self._conn
         if conn is not None:
-            conn.abandoned = True
-            conn._thread.join(timeout)  # a blocked read returns within the stream timeout
+            conn.reader.abandon()
+            conn.reader.join(timeout)  # a blocked read returns within the stream timeout
         if self.state != "ended":
             self._set("stopped", "stop asked")
 
@@ -217,7 +199,8 @@ class Capture:
         self.latest.put(Captured(frame, now))
 
     def _set(self, state: str, reason: str = "") -> None:
-        reason = reason.replace(self.spec, self.name)  # no password of a URL in logs or /health
+        if "://" in self.spec:  # no password of a URL in logs or /health
+            reason = reason.replace(self.spec, self.name)
         if state == self.state and reason == self.reason:
             return
         self.state, self.reason = state, reason
@@ -258,23 +241,23 @@ class Capture:
     def _watch(self, conn: _Connection) -> str | None:
         """Wait until ``conn`` ends or stalls: the reason the source is lost, or None when
         a video file came to its end."""
+        reader = conn.reader
         while not self._stop.wait(CHECK_S):
-            if conn.last_read is not None and self.state != "ok":
+            if reader.frames and self.state != "ok":
                 self.kind, self.fps = conn.kind, conn.fps
                 self._set("ok")
-            if conn.done:
+            if reader.done.is_set():
                 if conn.error:
                     return conn.error
                 if conn.kind == "video":
                     return None
                 return "the stream ended"
-            limit = self.stall_s if conn.last_read is not None else self.open_s
-            if conn.age() > limit:
-                conn.abandoned = True
-                what = "no frame" if conn.last_read is not None else "opening took"
-                return f"{what} for {conn.age():.1f} s"
+            limit = self.stall_s if reader.frames else self.open_s
+            if (waited := reader.waiting_for()) > limit:
+                reader.abandon()
+                return f"{'no frame' if reader.frames else 'opening took'} for {waited:.1f} s"
             if conn.frozen_for() > self.frozen_s:
-                conn.abandoned = True
+                reader.abandon()
                 return f"the same frame for {conn.frozen_for():.1f} s"
-        conn.abandoned = True
+        reader.abandon()
         return "stopped"

@@ -22,6 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Self
 
 from edgepose.errors import InputError, UsageError
 from edgepose.live.capture import Capture
@@ -71,6 +72,7 @@ class LiveEngine:
         self.last_result: LiveResult | None = None
         self._result_callbacks: list[Callable] = []
         self._event_callbacks: list[Callable] = []
+        self._turn_callbacks: list[Callable] = []
         self._subs: list[Subscription] = []
         self._lock = threading.Lock()
         self._latency: collections.deque = collections.deque(maxlen=LATENCY_WINDOW)
@@ -93,6 +95,12 @@ class LiveEngine:
         {"event": "camera", "state", "reason"}. When the camera is lost or a file ends,
         everyone still seen leaves (person_left, then count_changed to 0)."""
         self._event_callbacks.append(callback)
+
+    def on_turn(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` on each turn of the inference loop: after each frame, and at
+        least every 0.1 s while it waits for one (the camera lost included); a hung
+        inference stops the calls. For a watchdog (``edgepose serve`` pings systemd's)."""
+        self._turn_callbacks.append(callback)
 
     def subscribe(self, maxsize: int = 2, results: bool = True, events: bool = True) -> Subscription:
         """A :class:`Subscription` to results and/or events (close it when done)."""
@@ -157,7 +165,7 @@ class LiveEngine:
         """Wait until the source ended (a video file, without loop) or stop() ran."""
         return self.finished.wait(timeout)
 
-    def __enter__(self) -> LiveEngine:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -167,6 +175,11 @@ class LiveEngine:
     def _infer(self) -> None:
         slot = self.capture.latest
         while not self._stop.is_set():
+            for callback in self._turn_callbacks:
+                try:
+                    callback()
+                except Exception:  # a consumer's bug must not stop the engine
+                    log.exception("live: a turn callback failed")
             item = slot.take(timeout=0.1)
             if self._reset.is_set():  # the camera was lost: new tracks, nobody seen yet
                 self._reset.clear()

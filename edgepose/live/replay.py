@@ -1,12 +1,14 @@
 """A video file served as a live MJPEG stream over HTTP on loopback: a stand-in camera for
-tests, benchmarks and demos, that can also misbehave on purpose (close the stream, die,
-stall, send garbage) to exercise camera recovery.
+tests, benchmarks and demos, that can also misbehave on purpose (close the stream, reset
+it, stall, trickle, send garbage) to exercise camera recovery and ``edgepose run``'s exit
+on a lost stream.
 
     >>> server = ReplayServer.from_video("street.avi", fps=50, limit=100).start()
     >>> server.url            # 'http://127.0.0.1:PORT/stream.mjpg'
-    >>> server.mode = "stall" # connections stay open, no bytes flow
+    >>> server.mode = "stall" # now: connections stay open, no bytes flow; "ok" resumes
     >>> server.kill()         # listening socket and every connection closed (RST)
     >>> server.start()        # back on the same port
+    >>> ReplayServer(jpegs, end_after=12, ending="die")  # each connection: 12 frames, then RST
 
 Frames are JPEG-encoded once, up front; each connection plays them from the first, in a
 loop, at ``fps``. Standard library and OpenCV only.
@@ -22,11 +24,12 @@ import socketserver
 import struct
 import threading
 import time
+from typing import Self
 
 import numpy as np
 
 BOUNDARY = "edgeposeframe"
-MODES = ("ok", "stall", "garbage", "close")
+MODES = ("ok", "close", "die", "stall", "trickle", "garbage")
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -46,7 +49,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         replay._track(self.connection, True)
         try:
-            replay._stream(self.wfile)
+            replay._stream(self.wfile, self.connection)
         except OSError:
             pass  # the client went away, or kill() closed the socket
         finally:
@@ -62,18 +65,29 @@ class _HttpServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
 class ReplayServer:
     """Serves ``jpegs`` (encoded frames) at ``fps`` on http://127.0.0.1:PORT/stream.mjpg.
 
-    ``mode``: "ok" (frames flow), "stall" (connections stay open, nothing is sent),
-    "garbage" (parts of random bytes instead of JPEGs), "close" (each response ends at
-    once: the stream closes). ``sent`` counts frames sent, ``connections`` requests served.
+    ``mode``, for every connection from now on: "ok" (frames flow), "close" (the stream
+    ends: closing boundary, then FIN), "die" (the connection is reset, RST, as when a
+    server process is killed), "stall" (the connection stays open, nothing is sent),
+    "trickle" (one more part is started, then a byte every half second: never quiet long
+    enough for a client's read timeout, so its read blocks), "garbage" (random bytes, no
+    MJPEG any more). Stall, trickle and garbage last while the mode does.
+    ``end_after``: each connection then behaves as ``ending`` (a mode other than "ok")
+    after that many frames, for good. ``sent`` counts frames sent, ``connections``
+    requests served; ``ended`` is set once a connection reached its ending.
     """
 
-    def __init__(self, jpegs: list[bytes], fps: float = 30.0, port: int = 0) -> None:
+    def __init__(self, jpegs: list[bytes], fps: float = 30.0, port: int = 0, *,
+                 end_after: int | None = None, ending: str = "close") -> None:
         if not jpegs:
             raise ValueError("no frames to serve")
+        if ending not in MODES[1:]:
+            raise ValueError(f"ending {ending!r} is not one of {MODES[1:]}")
         self.jpegs = jpegs
         self.fps = fps
         self.port = port
         self.mode = "ok"
+        self.end_after, self.ending = end_after, ending
+        self.ended = threading.Event()
         self.sent = 0
         self.connections = 0
         self._open: set[socket.socket] = set()
@@ -84,9 +98,9 @@ class ReplayServer:
 
     @classmethod
     def from_video(cls, path: str | os.PathLike, fps: float | None = None, limit: int = 100,
-                   scale: float = 1.0, quality: int = 85, port: int = 0) -> ReplayServer:
+                   scale: float = 1.0, quality: int = 85, port: int = 0, **ending) -> ReplayServer:
         """The first ``limit`` frames of a video file (resized by ``scale``), at ``fps``
-        (default: the file's own rate)."""
+        (default: the file's own rate); ``ending``: end_after, ending."""
         import cv2
 
         from edgepose.sources import read_video
@@ -97,7 +111,7 @@ class ReplayServer:
             if scale != 1.0:
                 image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
             jpegs.append(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes())
-        return cls(jpegs, fps or file_fps or 30.0, port)
+        return cls(jpegs, fps or file_fps or 30.0, port, **ending)
 
     @property
     def url(self) -> str:
@@ -153,7 +167,7 @@ class ReplayServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> ReplayServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -167,26 +181,61 @@ class ReplayServer:
             else:
                 self._open.discard(conn)
 
-    def _stream(self, out) -> None:
+    def _stream(self, out, conn: socket.socket) -> None:
         period = 1.0 / self.fps
         due = time.monotonic()
         i = 0
         while self._server is not None:
-            mode = self.mode
-            if mode == "close":
-                return
-            if mode == "stall":
-                time.sleep(0.05)
+            ending = self.end_after is not None and i >= self.end_after
+            if ending and not self.ended.is_set():  # end_after=0: ends at once
+                self.ended.set()
+            mode = self.ending if ending else self.mode
+            if mode != "ok":
+                if self._misbehave(mode, out, conn, for_good=ending):
+                    return
                 due = time.monotonic()
                 continue
-            data = (self.jpegs[i % len(self.jpegs)] if mode == "ok"
-                    else self._rng.integers(0, 256, 20_000, dtype=np.uint8).tobytes())
-            out.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n"
-                      .encode("ascii") + data + b"\r\n")
+            data = self.jpegs[i % len(self.jpegs)]
+            out.write(self._part_head(len(data)) + data + b"\r\n")
             out.flush()
             self.sent += 1
             i += 1
+            if i == self.end_after:  # the last frame is out: what comes now is the ending
+                self.ended.set()
             due += period
             time.sleep(max(0.0, due - time.monotonic()))
             if due < time.monotonic() - 1.0:  # far behind (a slow reader): do not burst
                 due = time.monotonic()
+
+    @staticmethod
+    def _part_head(length: int) -> bytes:
+        return f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {length}\r\n\r\n".encode("ascii")
+
+    def _misbehave(self, mode: str, out, conn: socket.socket, for_good: bool) -> bool:
+        """One turn of ``mode`` on a connection: True when the connection is over.
+        ``for_good``: the connection's ending, else :attr:`mode` (which may change)."""
+        if mode == "close":
+            out.write(f"--{BOUNDARY}--\r\n".encode("ascii"))
+            out.flush()
+            return True
+        if mode == "die":  # SO_LINGER 0: close() sends RST, as the kernel does for a killed process
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+            return True
+        if mode == "garbage":
+            out.write(self._rng.integers(0, 256, 65536, dtype=np.uint8).tobytes())
+            out.flush()
+            time.sleep(0.02)
+        elif mode == "trickle":  # a part that never completes, a byte at a time
+            jpeg = self.jpegs[0]
+            out.write(self._part_head(len(jpeg)))
+            out.flush()
+            for byte in jpeg[:-1]:
+                time.sleep(0.5)
+                if self._server is None or not (for_good or self.mode == "trickle"):
+                    return True  # the part cannot be finished: the connection is over
+                out.write(bytes([byte]))
+                out.flush()
+        else:  # stall
+            time.sleep(0.05)
+        return False
