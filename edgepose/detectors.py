@@ -356,6 +356,18 @@ def open_detector(name_or_path: str = "blazepose", **options) -> PersonDetector:
         raise
 
 
+def is_blazepose_detector(name_or_path: str) -> bool:
+    """Whether ``--detector name_or_path`` is BlazePose's own detector, by name or as the
+    file (its pinned digests): a few ms a frame, so the pipeline runs it on the frame
+    rather than on a thread of its own (a box detector's 10-100 ms pass runs apart)."""
+    name = str(name_or_path)
+    if name in ("blazepose", "detector"):
+        return True
+    if name in BOX_DETECTORS or "+" in name or not os.path.isfile(name):
+        return False
+    return models.sha256_of(name) in models.KNOWN_MODELS["detector"].digests
+
+
 def _open_box(kind: str, path: str, options: dict) -> BoxDetector:
     return BOX_DETECTORS[kind](open_model(path, **_honoured(path, options)))
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from edgepose import smoothing
 from edgepose.detector_thread import DetectorThread
-from edgepose.detectors import PersonDetector, as_person_detector, open_detector
+from edgepose.detectors import PersonDetector, as_person_detector, is_blazepose_detector, open_detector
 from edgepose.errors import InputError, UsageError
 from edgepose.estimators import Estimate, explains, same_body, within
 from edgepose.estimators.choose import open_estimator
@@ -87,7 +87,7 @@ class Pipeline:
             # a search re-anchors crops that follow keypoints (when_full): on the frame, not late;
             # BlazePose's detector (a few ms) and your own callable stay on the frame too
             apart = o.detector_thread and not (o.static_image_mode or est.finds_people or when_full) \
-                and person_detector is None and o.detector not in ("blazepose", "detector")
+                and person_detector is None and not is_blazepose_detector(o.detector)
             if est.finds_people:
                 if person_detector is not None:
                     raise OptionError(f"{est.family} finds people itself: drop person_detector")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,11 @@ IMAGES = SHARED / "images"
 STREET = SHARED / "video" / "street_1280x720_50fps.avi"
 
 os.environ["EDGEPOSE_OFFLINE"] = "1"
+# The stop-signal tests send SIGHUP and expect a clean stop. Run under nohup (or a CI
+# runner that ignores SIGHUP), the ignored disposition is inherited by every process the
+# tests start, and edgepose rightly keeps an ignored SIGHUP ignored (tested apart, in
+# test_systemd_notify): give the tests the default a terminal session has.
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
 if MODELS.is_dir():
     os.environ.setdefault("EDGEPOSE_MODEL_PATH", str(MODELS))
 

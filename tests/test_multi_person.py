@@ -54,7 +54,9 @@ def test_the_detector_runs_on_its_own_thread_and_close_joins_it_50_times(model_p
 
 
 def test_image_mode_the_option_off_and_blazepose_keep_the_detector_on_the_frame(model_path, photo):
-    for options in ({"static_image_mode": True}, {"detector_thread": False}, {"detector": "blazepose"}):
+    # {}: BlazePose's detector given as its file, as by name (the file once ran apart,
+    # and people joined the street clip's tracks late: 7 ids for 3 people, not 5)
+    for options in ({"static_image_mode": True}, {"detector_thread": False}, {"detector": "blazepose"}, {}):
         with Pipeline(**{"model": model_path("lite"), "detector": model_path("detector"), "max_people": 2,
                          "redetect_every": 1, "threads": 1, **options}) as pipe:
             ran = [pipe.process(photo, timestamp_ms=40.0 * k).detector_ran for k in range(3)]
