@@ -40,10 +40,10 @@ def centernet():
     return "centernet"
 
 
-def test_the_detector_runs_on_its_own_thread_and_close_joins_it_50_times(model_path, photo):
+def test_the_detector_runs_on_its_own_thread_and_close_joins_it_50_times(model_path, photo, centernet):
     before = len(detector_threads())
     for i in range(50):
-        with Pipeline(model=model_path("lite"), detector=model_path("detector"), max_people=2,
+        with Pipeline(model=model_path("lite"), detector=centernet, max_people=2,
                       redetect_every=1, threads=1) as pipe:
             results = [pipe.process(photo, timestamp_ms=40.0 * k) for k in range(3)]
             if i == 0:
