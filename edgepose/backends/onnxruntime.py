@@ -41,8 +41,10 @@ _INSTALL = {
 # (the camera, the encoder, the app, other processes) a spinning worker holds a core its
 # peer needs, and a preempted worker stalls every parallel op: on the 2-core machine
 # under load, YOLO11n-pose took 0.54x the time per frame with spinning off (street clip,
-# side by side in one run, benchmarks/bench_vs_ultralytics.py). Off by default; set
-# EDGEPOSE_ORT_SPINNING=1 for ORT's own default on a machine the model has to itself.
+# side by side in one run, benchmarks/bench_vs_ultralytics.py); on the idle machine it
+# costs 13% (46.0 against 40.6 ms p50, results/vs_ultralytics_idle.json). Off by default,
+# as a kiosk shares its CPU (the browser, the camera); set EDGEPOSE_ORT_SPINNING=1 for
+# ORT's own default on a machine the model has to itself.
 SPINNING_ENV = "EDGEPOSE_ORT_SPINNING"
 
 # ONNX element type strings as ORT reports them -> numpy dtypes.
