@@ -229,7 +229,9 @@ def test_engines_started_and_stopped_leave_no_threads_or_fds(replay, model_path)
     for _ in range(3):
         cycle()
     wait_for(lambda: threading.active_count() <= threads, 10, "reader threads ended")
-    assert psutil.Process().num_fds() <= fds
+    # the replay server in this process closes its side of each stream on its own thread,
+    # a moment after the engine's side: a leak stays, a closing socket goes
+    wait_for(lambda: psutil.Process().num_fds() <= fds, 10, f"fds back to {fds}")
 
 
 
