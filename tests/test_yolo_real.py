@@ -7,6 +7,7 @@ the registry, its TFLite conversion (``edgepose convert from-onnx yolo11n-pose``
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -40,11 +41,13 @@ def photos():
             yield IMAGES / name / file, people
 
 
-def test_yolo11n_pose_by_name_finds_the_annotated_people():
+def test_yolo11n_pose_by_name_finds_the_annotated_people(tmp_path, monkeypatch):
+    """By name, with no heads file made (test_yolo_heads.py runs that one): the export."""
     from edgepose import Pipeline
     from edgepose.sources import read_image
 
     need(ONNX)
+    monkeypatch.setenv("EDGEPOSE_CACHE", str(tmp_path))
     found = annotated = 0
     with Pipeline(model="yolo11n-pose", static_image_mode=True, max_people=20, threads=2) as pipe:
         facts = pipe.describe()
@@ -68,7 +71,7 @@ def test_tflite_conversion_agrees_with_onnx_runtime():
     need(ONNX)
     tflite = converted_tflite()
     kw = {"static_image_mode": True, "max_people": 20, "threads": 2}
-    with Pipeline(model="yolo11n-pose", **kw) as onnx, \
+    with Pipeline(model=str(ONNX), decoder="yolo-pose", **kw) as onnx, \
             Pipeline(model=str(tflite), decoder="yolo-pose", **kw) as lite:
         assert onnx.estimator.input_spec.channels == "first"
         assert lite.estimator.input_spec.channels == "last"
@@ -89,17 +92,18 @@ def test_tflite_conversion_agrees_with_onnx_runtime():
 
 def test_cli_runs_yolo11n_pose_with_no_decoder_flag(tmp_path):
     need(ONNX)
+    env = dict(os.environ, EDGEPOSE_CACHE=str(tmp_path / "cache"))  # no heads file: the export
     image = IMAGES / "aic" / "fa436c914fe4a8ec1ec5474af4d3820b84d17561.jpg"
     out = tmp_path / "poses.jsonl"
     proc = subprocess.run([sys.executable, "-m", "edgepose", "run", str(need(image)), "--model",
                            "yolo11n-pose", "--max-people", "10", "--json", str(out)],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "yolo11n-pose.onnx, onnx/onnxruntime-cpu" in proc.stderr + proc.stdout
     record = json.loads(out.read_text().splitlines()[0])
     assert len(record["poses"]) >= 3  # 3 annotated; 5 found with scores 0.55..0.94
     listing = subprocess.run([sys.executable, "-m", "edgepose", "models"], capture_output=True,
-                             text=True, timeout=120)
+                             text=True, timeout=120, env=env)
     assert listing.returncode == 0
     lines = [ln for ln in listing.stdout.splitlines() if "yolo11n-pose" in ln or "AGPL" in ln]
     assert str(ONNX) in lines[0] and "license AGPL-3.0 (Ultralytics), not shipped" in lines[1]
@@ -113,6 +117,7 @@ def test_missing_or_other_file_says_where_to_put_it(tmp_path, monkeypatch):
     from edgepose.errors import ModelError
 
     monkeypatch.setenv("EDGEPOSE_MODEL_PATH", str(tmp_path))
+    monkeypatch.setenv("EDGEPOSE_CACHE", str(tmp_path / "cache"))  # no heads file either
     with pytest.raises(ModelError) as err:
         Pipeline(model="yolo11n-pose")
     msg = str(err.value)

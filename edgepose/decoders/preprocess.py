@@ -133,15 +133,22 @@ class Letterbox:
     """YOLO's letterbox, as Ultralytics' ``LetterBox`` makes it: the image resized (one
     cv2.resize, INTER_LINEAR) to fit ``spec.size`` with its aspect kept, each side rounded
     to whole pixels, centred with the border rounded as Ultralytics rounds it, on
-    ``spec.border``. One per stream: the canvas and the tensor are kept between frames of
-    the same size (the border is drawn once, nothing is allocated per frame), so the
-    tensor returned is overwritten by the next call."""
+    ``spec.border``. With ``stride`` (a model that takes any input size) the canvas is
+    only padded to the next multiple of it, as Ultralytics' ``auto`` (rect) letterbox: a
+    16:9 frame into 640x640 becomes 640x384. One per stream: the canvas and the tensor are
+    kept between frames of the same size (the border is drawn once, nothing is allocated
+    per frame), so the tensor returned is overwritten by the next call."""
 
-    def __init__(self, spec: InputSpec) -> None:
-        self.spec = spec
+    def __init__(self, spec: InputSpec, stride: int | None = None) -> None:
+        self.spec, self.stride = spec, stride
         self._canvas = np.full((spec.size[1], spec.size[0], 3), spec.border, np.uint8)
         self._placed: tuple | None = None  # where the last image went: (left, top, w, h)
         self._out: np.ndarray | None = None
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        """(height, width) of the last tensor made."""
+        return self._canvas.shape[:2]
 
     def __call__(self, image: np.ndarray, image_color: str = "rgb") -> tuple[np.ndarray, np.ndarray]:
         """(tensor, to_image): the input tensor and the (2, 3) affine from input pixels to
@@ -150,9 +157,13 @@ class Letterbox:
         ih, iw = image.shape[:2]
         r = min(w / iw, h / ih)
         nw, nh = max(round(iw * r), 1), max(round(ih * r), 1)
+        if self.stride:
+            w, h = nw + (w - nw) % self.stride, nh + (h - nh) % self.stride
         left, top = round((w - nw) / 2 - 0.1), round((h - nh) / 2 - 0.1)
         placed = (left, top, nw, nh)
         if placed != self._placed:  # another frame size: redraw the border
+            if self._canvas.shape[:2] != (h, w):
+                self._canvas = np.empty((h, w, 3), np.uint8)
             self._canvas[:] = self.spec.border
             self._placed = placed
         resized = image if (nw, nh) == (iw, ih) else cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)

@@ -6,9 +6,17 @@ K = 17 at 640x640), or (1, A, 5 + 3K). Per anchor: cx, cy, w, h (input pixels), 
 (sigmoid applied), then K x (x, y, confidence) with x, y in input pixels and the
 confidence sigmoid-applied (``keypoint_logits=True`` if your export left it raw). Exports
 with NMS built in (``nms=True``) have another layout and are not handled here.
+
+Or the head's raw maps, per level (stride 8, 16, 32): box (1, 4 x 16, H, W) distances
+as distribution logits (DFL), score (1, 1, H, W) logit, keypoints (1, 3K, H, W) raw, as
+``edgepose convert yolo-heads`` cuts them out of an export (:func:`head_rows` decodes
+them, only at the anchors that score). Those files take any input size, so a frame is
+letterboxed only to the next multiple of the stride (Ultralytics' own ``rect``).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -24,7 +32,7 @@ SCORE_THRESHOLD = 0.25
 IOU_THRESHOLD = 0.7
 
 
-def _candidates(output: np.ndarray, num_keypoints: int, score_threshold: float) -> np.ndarray:
+def candidates(output: np.ndarray, num_keypoints: int, score_threshold: float) -> np.ndarray:
     """(N, 5 + 3K) rows of the anchors scoring above ``score_threshold``, whichever way
     round the export put them. The score row is read first and only the rows above it
     are gathered (a few of 8400: the whole tensor is never transposed or copied)."""
@@ -40,6 +48,74 @@ def _candidates(output: np.ndarray, num_keypoints: int, score_threshold: float) 
                      f"{num_keypoints} keypoints, got {np.shape(output)}")
 
 
+@dataclasses.dataclass(frozen=True)
+class HeadLevel:
+    """Which of a heads file's outputs are one level's box, score and keypoint maps."""
+
+    box: int
+    score: int
+    keypoints: int
+
+
+def head_levels(shapes: list[tuple[int, ...]], num_keypoints: int) -> list[HeadLevel] | None:
+    """The levels of a heads file from its output shapes (1, C, H, W), finest first: at
+    each spatial size one map of 4 x R channels (R distribution bins), one of 1 and one
+    of 3K. None when the outputs are not that. A dynamic file's sizes are only known
+    from real outputs; its spec's (-1) sizes only say whether the channels fit."""
+    by_size: dict[tuple, dict[str, int]] = {}
+    for i, shape in enumerate(shapes):
+        if len(shape) != 4 or shape[0] not in (1, -1):
+            return None
+        c = shape[1]
+        role = ("score" if c == 1 else "keypoints" if c == 3 * num_keypoints
+                else "box" if c > 0 and c % 4 == 0 else None)
+        if role is None:
+            return None
+        size = tuple(shape[2:]) if min(shape[2:]) > 0 else (-(i // 3),)  # unknown: in file order
+        if role in by_size.setdefault(size, {}):
+            return None
+        by_size[size][role] = i
+    levels = [HeadLevel(**roles) for _, roles in sorted(by_size.items(), reverse=True)
+              if set(roles) == {"box", "score", "keypoints"}]
+    return levels if levels and len(levels) * 3 == len(shapes) else None
+
+
+def head_rows(outputs: list[np.ndarray], levels: list[HeadLevel], input_hw: tuple[int, int],
+              num_keypoints: int = 17, score_threshold: float | None = SCORE_THRESHOLD) -> np.ndarray:
+    """(N, 5 + 3K) rows, as the full export gives them (cx, cy, w, h, score, K x (x, y,
+    confidence), input pixels), of the anchors scoring above ``score_threshold`` (None:
+    every anchor, level by level). Only those anchors are decoded: a softmax over each
+    side's R bins, the expected distance from the anchor's centre times the stride, and
+    keypoints at (2 raw + cell) x stride, as Ultralytics' Pose head does it in-graph."""
+    rows = []
+    for level in levels:
+        box, score, kps = (np.asarray(outputs[i])[0] for i in (level.box, level.score, level.keypoints))
+        h, w = score.shape[1:]
+        stride = input_hw[0] / h
+        logit = score.reshape(-1)
+        # sigmoid(x) > t  <=>  x > logit(t): the threshold test needs no sigmoid
+        idx = (np.arange(h * w) if score_threshold is None
+               else np.flatnonzero(logit > np.log(score_threshold / (1.0 - score_threshold))))
+        if len(idx) == 0:
+            continue
+        cx, cy = (idx % w + 0.5).astype(np.float32), (idx // w + 0.5).astype(np.float32)
+        bins = box.reshape(4, -1, h * w)[:, :, idx].astype(np.float32)  # (4, R, n)
+        p = np.exp(bins - bins.max(axis=1, keepdims=True))
+        dist = (p * np.arange(p.shape[1], dtype=np.float32)[None, :, None]).sum(1) / p.sum(1)
+        x0, y0, x1, y1 = cx - dist[0], cy - dist[1], cx + dist[2], cy + dist[3]
+        k = kps.reshape(num_keypoints, 3, h * w)[:, :, idx].astype(np.float32)
+        out = np.empty((len(idx), 5 + 3 * num_keypoints), np.float32)
+        out[:, 0], out[:, 1] = (x0 + x1) * (stride / 2), (y0 + y1) * (stride / 2)
+        out[:, 2], out[:, 3] = (x1 - x0) * stride, (y1 - y0) * stride
+        out[:, 4] = sigmoid(logit[idx])
+        kp = out[:, 5:].reshape(-1, num_keypoints, 3)
+        kp[:, :, 0] = ((k[:, 0] * 2.0 + (cx - 0.5)) * stride).T
+        kp[:, :, 1] = ((k[:, 1] * 2.0 + (cy - 0.5)) * stride).T
+        kp[:, :, 2] = sigmoid(k[:, 2]).T
+        rows.append(out)
+    return np.concatenate(rows) if rows else np.zeros((0, 5 + 3 * num_keypoints), np.float32)
+
+
 def decode(output: np.ndarray, to_image: np.ndarray, num_keypoints: int = 17,
            score_threshold: float = SCORE_THRESHOLD, iou_threshold: float = IOU_THRESHOLD,
            max_people: int | None = None, keypoint_logits: bool = False
@@ -53,7 +129,14 @@ def decode(output: np.ndarray, to_image: np.ndarray, num_keypoints: int = 17,
     Returns scores (N,), boxes (N, 4) x0, y0, x1, y1 and keypoints (N, K, 3) x, y,
     confidence, all float32, by descending score after NMS.
     """
-    rows = _candidates(output, num_keypoints, score_threshold)
+    return decode_rows(candidates(output, num_keypoints, score_threshold), to_image,
+                       num_keypoints, iou_threshold, max_people, keypoint_logits)
+
+
+def decode_rows(rows: np.ndarray, to_image: np.ndarray, num_keypoints: int = 17,
+                iou_threshold: float = IOU_THRESHOLD, max_people: int | None = None,
+                keypoint_logits: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`decode` from the candidate rows (N, 5 + 3K) on: NMS, then image pixels."""
     boxes = xywh_to_xyxy(rows[:, :4])
     keep = nms(boxes, rows[:, 4], iou_threshold, max_people)
     rows, boxes = rows[keep], boxes[keep]

@@ -32,7 +32,7 @@ def open_estimator(o: Options, threads: int):
 
     local = registry.LOCAL_MODELS.get(str(o.model))
     if local is not None:  # a model edgepose knows but does not ship: its decoder by name
-        path = registry.resolve_local(local)
+        path = registry.local_to_run(local)
         o = dataclasses.replace(o, decoder=o.decoder or local.decoder)
     elif o.decoder:
         if not os.path.isfile(str(o.model)):
@@ -43,6 +43,12 @@ def open_estimator(o: Options, threads: int):
         path = registry.resolve_converted(o.model) or models.resolve(o.model, "landmark")
     model = open_model(path, runtime=o.runtime, threads=threads, delegate=o.delegate, provider=o.provider)
     try:
+        if local is not None and path == str(local.heads_file()):
+            made_from = ((model.metadata or {}).get("source") or {}).get("sha256")
+            if made_from != local.sha256:
+                raise ModelError(f"{path} was not made from {local.name}'s pinned export (sha256 "
+                                 f"{local.sha256[:12]}..): run `edgepose convert yolo-heads "
+                                 f"{local.name}` again, or delete it to run the export itself")
         return estimator_for(model, o)
     except BaseException:
         model.close()

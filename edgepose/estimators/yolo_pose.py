@@ -1,6 +1,11 @@
 """Your own bottom-up YOLO-pose model (``--decoder yolo-pose``, or ``--model
 yolo11n-pose``): the whole frame, letterboxed as Ultralytics letterboxes it (grey 114),
-gives every person's box and keypoints."""
+gives every person's box and keypoints.
+
+A heads file (``edgepose convert yolo-heads``: the head's raw maps, any input size) is
+decoded here rather than in the graph, only where a person scores, and a frame is
+letterboxed only to the next multiple of the stride: a 16:9 frame runs at 640x384.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,10 @@ from edgepose.options import Options
 YOLO_BORDER = 114.0
 # A new person overlapping a recent box this much (IoU) takes its id.
 REID_IOU = 0.5
+# A heads file takes any input size: frames fit into DEFAULT_SIZE square (Ultralytics'
+# imgsz 640; --input-size WxH for another), padded to a multiple of the coarsest stride.
+DEFAULT_SIZE = 640
+MAX_STRIDE = 32
 
 
 class YoloPoseEstimator(BottomUp):
@@ -26,25 +35,39 @@ class YoloPoseEstimator(BottomUp):
     def __init__(self, model: Model, options: Options) -> None:
         self.model, self.options = model, options
         self.layout = model_layout(model, options)
+        k = len(self.layout)
+        shape = model.inputs[0].shape
+        dynamic = len(shape) == 4 and min(shape[1:]) < 0
+        size = {} if options.input_size or not dynamic else {"size": (DEFAULT_SIZE, DEFAULT_SIZE)}
         self.input_spec = input_spec(model, options, normalize=options.normalize or "unit",
-                                     border=YOLO_BORDER)
-        width = 5 + 3 * len(self.layout)
-        found = [i for i, s in enumerate(model.outputs) if len(s.shape) == 3 and width in s.shape[1:]]
-        if not found:
-            raise missing_output(model, "yolo-pose", self.layout,
-                                 f"(1, {width}, anchors) or (1, anchors, {width}) rows")
-        self._outputs = found[:1]
+                                     border=YOLO_BORDER, **size)
+        self.levels = yolo_pose.head_levels([s.shape for s in model.outputs], k)
+        if self.levels is None:
+            width = 5 + 3 * k
+            found = [i for i, s in enumerate(model.outputs) if len(s.shape) == 3 and width in s.shape[1:]]
+            if not found:
+                raise missing_output(model, "yolo-pose", self.layout,
+                                     f"(1, {width}, anchors) or (1, anchors, {width}) rows, or "
+                                     f"per level box (1, 64, H, W), score (1, 1, H, W) and "
+                                     f"keypoints (1, {3 * k}, H, W) maps")
+            self._outputs = found[:1]
         o = options.min_detection_confidence
         self.threshold = yolo_pose.SCORE_THRESHOLD if o is None else o
-        self.letterbox = Letterbox(self.input_spec)
+        stride = (model.metadata or {}).get("stride", MAX_STRIDE)
+        self.letterbox = Letterbox(self.input_spec, stride=stride if dynamic else None)
 
     def prepare(self, image: np.ndarray, color: str) -> tuple[np.ndarray, np.ndarray]:
         return self.letterbox(image, color)  # Ultralytics' letterbox: one resize into a kept canvas
 
     def decode(self, outputs: list[np.ndarray], to_image: np.ndarray) -> list[Estimate]:
-        (out,) = outputs
-        scores, boxes, keypoints = yolo_pose.decode(out, to_image, len(self.layout),
-                                                    score_threshold=self.threshold,
-                                                    max_people=self.options.max_people)
+        k = len(self.layout)
+        if self.levels is None:
+            (out,) = outputs
+            rows = yolo_pose.candidates(out, k, self.threshold)
+        else:
+            levels = yolo_pose.head_levels([o.shape for o in outputs], k)  # sizes of this input
+            rows = yolo_pose.head_rows(outputs, levels, self.letterbox.input_hw, k, self.threshold)
+        scores, boxes, keypoints = yolo_pose.decode_rows(rows, to_image, k,
+                                                         max_people=self.options.max_people)
         return [box_estimate(det.box, pose)
                 for det, pose in yolo_pose.to_results(scores, boxes, keypoints, self.layout)]
