@@ -36,8 +36,9 @@ from common import (
     write_json,
 )
 
+# yolo11n-pose: by name, its heads file where `edgepose convert yolo-heads` made it
 CONFIGS = ("blazepose + full", "blazepose+centernet + full", "blazepose + heavy",
-           "blazepose+centernet + heavy", "movenet-multipose")
+           "blazepose+centernet + heavy", "movenet-multipose", "yolo11n-pose")
 WARMUP = 5
 
 

@@ -13,7 +13,9 @@ turn over blocks of --block frames, round after round, the order rotating each r
 so that load from other processes falls on all alike: ms per frame of Ultralytics'
 ``predict(frame)`` (its ONNX Runtime backend with the ONNX file; PyTorch with the .pt)
 and of edgepose's ``Pipeline.process(frame)`` (video mode, as ``edgepose run`` runs it)
-on ONNX Runtime and on TFLite. Ratios are p50 against Ultralytics' ONNX Runtime time.
+on ONNX Runtime and on TFLite, and with its heads file (``edgepose convert yolo-heads``:
+any input size, so the 16:9 clip runs at 640x384, as Ultralytics' .pt predict letterboxes
+it). Ratios are p50 against Ultralytics' ONNX Runtime time.
 edgepose's ONNX Runtime workers block between ops (edgepose.backends.onnxruntime); the
 row "edgepose onnx, ORT spinning" keeps ORT's default spinning, as Ultralytics does,
 so that the gain of edgepose's own preprocessing and decoding shows apart from it.
@@ -78,7 +80,7 @@ class UltralyticsPose:
         pass
 
 
-def engines(models: Path, tflite: Path | None, threads: int) -> dict:
+def engines(models: Path, tflite: Path | None, heads: Path | None, threads: int) -> dict:
     """name -> factory(static_image_mode) of every engine compared."""
     from edgepose import Pipeline
     from edgepose.backends.onnxruntime import SPINNING_ENV
@@ -103,6 +105,8 @@ def engines(models: Path, tflite: Path | None, threads: int) -> dict:
             "edgepose onnx, ORT spinning": edgepose(onnx, "1")}
     if tflite is not None:
         made["edgepose tflite"] = edgepose(tflite)
+    if heads is not None:  # edgepose's decoding and Ultralytics' rect letterbox, as its .pt predict
+        made["edgepose heads"] = edgepose(heads)
     return made
 
 
@@ -161,6 +165,8 @@ def main() -> None:
     parser.add_argument("--models", type=Path, default=MODELS / "yolo",
                         help="folder of yolo11n-pose.onnx and yolo11n-pose.pt")
     parser.add_argument("--tflite", type=Path, help="edgepose's TFLite conversion of the ONNX file")
+    parser.add_argument("--heads", type=Path, help="the heads file of `edgepose convert yolo-heads` "
+                        "(default: the cache's converted/yolo11n-pose_heads.onnx, skipped when absent)")
     parser.add_argument("--mmpose-data", type=Path, help="tests/data of an mmpose checkout")
     parser.add_argument("--threads", type=int, default=2, help="edgepose's threads (and torch's)")
     parser.add_argument("--frames", type=int, default=100)
@@ -184,7 +190,11 @@ def main() -> None:
     if not tflite.is_file():
         print(f"no {tflite}: edgepose's TFLite is left out (edgepose convert from-onnx)", file=sys.stderr)
         tflite = None
-    made = engines(args.models, tflite, args.threads)
+    heads = args.heads or Path(os.path.expanduser("~/.cache/edgepose/converted/yolo11n-pose_heads.onnx"))
+    if not heads.is_file():
+        print(f"no {heads}: edgepose's heads file is left out (edgepose convert yolo-heads)", file=sys.stderr)
+        heads = None
+    made = engines(args.models, tflite, heads, args.threads)
     report = {
         "benchmark": "YOLO11n-pose: edgepose against Ultralytics' own predict, same files",
         "command": command(), "device": machine(),
@@ -195,7 +205,7 @@ def main() -> None:
         "threads": {"edgepose": args.threads, "torch": args.threads,
                     "ultralytics onnx": "ONNX Runtime's default (one per physical core)"},
         "files": {"onnx": str(args.models / "yolo11n-pose.onnx"), "pt": str(args.models / "yolo11n-pose.pt"),
-                  "tflite": str(tflite) if tflite else None},
+                  "tflite": str(tflite) if tflite else None, "heads": str(heads) if heads else None},
         "definitions": {"p50 ms": f"{STREET.name}, first {args.frames} frames in memory, after "
                         f"{args.warmup} warm-up frames; {args.rounds} rounds of blocks of {args.block} "
                         "frames per engine in turn, order rotating",

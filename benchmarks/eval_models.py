@@ -6,8 +6,9 @@ blazepose+nanodet / blazepose+centernet in front of the
 BlazePose lite / full / heavy landmark models (max_people 10), MoveNet MultiPose
 (bottom-up, max_people 6), MoveNet Lightning / Thunder (single pose), OpenPose
 (bottom-up, part-affinity fields, max_people 10), PoseNet (bottom-up), EfficientPose
-(top-down MPII-16 heatmaps) and YOLO11n-pose (bottom-up, max_people 10; ONNX Runtime, and
-TFLite after ``edgepose convert from-onnx yolo11n-pose``). Accuracy as
+(top-down MPII-16 heatmaps) and YOLO11n-pose (bottom-up, max_people 10): the 640x640
+export on ONNX Runtime, its TFLite (``edgepose convert from-onnx yolo11n-pose``) and its
+heads file (``edgepose convert yolo-heads yolo11n-pose``). Accuracy as
 benchmarks/eval_shared.py measures it (static image mode, OKS AP with pycocotools over
 the joints each set shares with the model, people found = annotated people matched by a
 prediction). Latency: video mode on the first --frames frames of the 50 fps street
@@ -65,18 +66,19 @@ def configs():
         yield f"{detector} + efficientpose", {"model": "efficientpose", "detector": detector, "max_people": 10}
     yield "posenet", {"model": "posenet", "max_people": 10}
     yield "openpose", {"model": "openpose", "max_people": 10}
-    # YOLO11n-pose (AGPL-3.0, never shipped: ../shared's file via EDGEPOSE_MODEL_PATH) on ONNX
-    # Runtime, and its TFLite from `edgepose convert from-onnx yolo11n-pose`
+    # YOLO11n-pose (AGPL-3.0, never shipped: ../shared's file), the export as it is on ONNX
+    # Runtime and as TFLite (`edgepose convert from-onnx yolo11n-pose`), and its heads file
+    # (`edgepose convert yolo-heads yolo11n-pose`, which `--model yolo11n-pose` runs once
+    # made): decoded by edgepose, frames letterboxed to a multiple of 32 only. Measured
+    # at --input-size 736x736 too: AP 0.508 over all 9 sets, 31.9 ms; a larger input does
+    # not pay.
     from edgepose.models import cache_dir
 
-    yield "yolo11n-pose", {"model": "yolo11n-pose", "max_people": 10}
-    yield "yolo11n-pose tflite", {"model": str(cache_dir() / "converted" / "yolo11n-pose.tflite"),
-                                  "decoder": "yolo-pose", "max_people": 10}
-    # its heads file (`edgepose convert yolo-heads yolo11n-pose`): decoded by edgepose, frames
-    # letterboxed to a multiple of 32 only (measured at 736x736: AP 0.508 over all 9 sets,
-    # 31.9 ms; a larger input does not pay)
-    yield "yolo11n-pose heads", {"model": str(cache_dir() / "converted" / "yolo11n-pose_heads.onnx"),
-                                 "decoder": "yolo-pose", "max_people": 10}
+    converted = cache_dir() / "converted"
+    yolo = {"decoder": "yolo-pose", "max_people": 10}
+    yield "yolo11n-pose export", {"model": str(MODELS / "yolo" / "yolo11n-pose.onnx"), **yolo}
+    yield "yolo11n-pose export, tflite", {"model": str(converted / "yolo11n-pose.tflite"), **yolo}
+    yield "yolo11n-pose heads", {"model": str(converted / "yolo11n-pose_heads.onnx"), **yolo}
 
 
 def video_latency(make, frames: int) -> dict:

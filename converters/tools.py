@@ -50,6 +50,7 @@ class Tool:
     name: str        # what the user knows it as
     module: str      # what must import
     extra: str       # the edgepose extra that installs it
+    alone: str | None = None  # a lighter install, where the package needs nothing pinned
 
 
 TOOLS = {t.name: t for t in (
@@ -57,8 +58,8 @@ TOOLS = {t.name: t for t in (
     Tool("tensorflow", "tensorflow", "convert-tf"),
     Tool("tf2onnx", "tf2onnx", "convert-tf"),
     Tool("onnx2tf", "onnx2tf", "convert-tf"),
-    Tool("onnx", "onnx", "convert-tf"),
-    Tool("onnxruntime", "onnxruntime", "convert-tf"),
+    Tool("onnx", "onnx", "convert-tf", "pip install onnx"),
+    Tool("onnxruntime", "onnxruntime", "convert-tf", 'pip install "edgepose[onnxruntime]"'),
 )}
 ENV_VARS = {"convert-quant": "EDGEPOSE_CONVERT_QUANT_PYTHON",
             "convert-tf": "EDGEPOSE_CONVERT_TF_PYTHON"}
@@ -72,9 +73,11 @@ def available(name: str) -> bool:
 
 
 def install_hint(name: str) -> str:
-    extra = TOOLS[name].extra
-    return (f"{name} is not installed: pip install 'edgepose[{extra}]' into its own "
-            f"environment (see docs/converters.md; e.g. .venv-convert-{extra.split('-')[-1]})")
+    tool = TOOLS[name]
+    extra = tool.extra
+    return (f"{name} is not installed: " + (f"{tool.alone} here, or " if tool.alone else "")
+            + f"pip install 'edgepose[{extra}]' into its own environment (see docs/converters.md; "
+            f"e.g. .venv-convert-{extra.split('-')[-1]})")
 
 
 def require(name: str) -> None:

@@ -114,7 +114,7 @@ def _detector_label(r: dict) -> str | None:
 def markdown_table(report: dict) -> str:
     labels = [_detector_label(r) for r in report["results"]]
     extra = any(labels)
-    head = ("| model | " + ("detector | " if extra else "") + "backend | threads | mean ms | std | min | "
+    head = ("| model | " + ("detector | " if extra else "") + "runtime | threads | mean ms | std | min | "
             "p50 | p90 | p99 | FPS | landmark ms |\n"
             "|" + " --- |" * (11 + extra) + "\n")
     rows = []
@@ -123,7 +123,7 @@ def markdown_table(report: dict) -> str:
         landmark = r["stages_ms"].get("landmark", {}).get("mean")
         detector = f"{label or 'blazepose, 1 person'} | " if extra else ""
         rows.append(
-            f"| {r['model']} | {detector}{r['backend']} | {r['threads']} | {lat['mean']:.2f} | {lat['std']:.2f} | "
+            f"| {r['model']} | {detector}{r['runtime'] or r['backend']} | {r['threads']} | {lat['mean']:.2f} | {lat['std']:.2f} | "
             f"{lat['min']:.2f} | {lat['p50']:.2f} | {lat['p90']:.2f} | {lat['p99']:.2f} | {r['fps']:.1f} | "
             f"{'-' if landmark is None else f'{landmark:.2f}'} |")
     src = report["source"]

@@ -213,6 +213,10 @@ def test_missing_tool_names_the_extra(monkeypatch):
         tools.run_in_tool_env(["ai-edge-quantizer"], ["quantize", "full"])
     with pytest.raises(BackendError, match=r"edgepose\[convert-tf\]"):
         tools.require("onnx2tf")
+    # yolo-heads needs onnx and onnxruntime only: the light install is named first
+    with pytest.raises(BackendError, match=r"^onnx is not installed: pip install onnx here, or pip "
+                                           r"install 'edgepose\[convert-tf\]' into its own environment"):
+        tools.run_in_tool_env(["onnx", "onnxruntime"], ["yolo-heads", "yolo11n-pose"])
 
 
 def test_a_step_reruns_in_its_tool_environment(monkeypatch, tmp_path):
@@ -238,7 +242,7 @@ def test_cli_registers_every_step():
 
     parser = argparse.ArgumentParser()
     add_convert_parser(parser.add_subparsers(dest="command"))
-    for step in ("quantize", "verify", "to-onnx", "from-onnx", "task-bundle"):
+    for step in ("quantize", "verify", "to-onnx", "from-onnx", "task-bundle", "yolo-heads"):
         args = parser.parse_args(["convert", step, *(["a", "b"] if step == "verify" else
                                                       ["--out", "x.task"] if step == "task-bundle" else ["m"])])
         assert callable(args.func) and callable(args.step)

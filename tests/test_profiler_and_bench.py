@@ -74,7 +74,7 @@ def test_bench_command_writes_json_markdown_and_plot(tmp_path, model_path):
         assert lat["count"] == 4 and lat["min"] <= lat["p50"] <= lat["p99"] <= lat["max"]
         assert r["model_sha256"] == "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f"
         assert r["stages_ms"]["landmark"]["count"] == 4
-    assert "| full | tflite | 2 |" in (out / "bench.md").read_text()
+    assert "| full | tflite/litert | 2 |" in (out / "bench.md").read_text()
     if (out / "bench.png").exists():
         assert (out / "bench.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -88,7 +88,7 @@ def test_bench_without_out_prints_the_table_and_writes_nothing(tmp_path, model_p
          "--warmup", "0", "--runs", "2"],
         cwd=here, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert "| full | tflite | 1 |" in proc.stdout and "wrote" not in proc.stdout
+    assert "| full | tflite/litert | 1 |" in proc.stdout and "wrote" not in proc.stdout
     assert list(here.iterdir()) == []  # no bench-results/ in the current folder
 
 
@@ -115,7 +115,7 @@ def test_bench_says_no_detector_for_a_model_that_finds_people_itself(tmp_path):
     report = json.loads((out / "bench.json").read_text())
     report["results"].append({**result, "model": "movenet-multipose", "decoder": None})
     table = markdown_table(report)
-    assert f"| {model} | yolo-pose, 3 people | tflite | 1 |" in table
+    assert f"| {model} | yolo-pose, 3 people | onnx/onnxruntime-cpu | 1 |" in table
     assert "| movenet-multipose | none (model finds people), 3 people |" in table
 
 

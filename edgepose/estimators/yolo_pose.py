@@ -21,9 +21,8 @@ from edgepose.options import Options
 YOLO_BORDER = 114.0
 # A new person overlapping a recent box this much (IoU) takes its id.
 REID_IOU = 0.5
-# A heads file takes any input size: frames fit into DEFAULT_SIZE square (Ultralytics'
-# imgsz 640; --input-size WxH for another), padded to a multiple of the coarsest stride.
-DEFAULT_SIZE = 640
+# A heads file takes any input size: frames fit into its export's size (--input-size WxH
+# for another), padded to a multiple of the coarsest stride.
 MAX_STRIDE = 32
 
 
@@ -38,7 +37,8 @@ class YoloPoseEstimator(BottomUp):
         k = len(self.layout)
         shape = model.inputs[0].shape
         dynamic = len(shape) == 4 and min(shape[1:]) < 0
-        size = {} if options.input_size or not dynamic else {"size": (DEFAULT_SIZE, DEFAULT_SIZE)}
+        made_at = (model.metadata or {}).get("export_size")  # a heads file: its export's (h, w)
+        size = {"size": (made_at[1], made_at[0])} if dynamic and made_at and not options.input_size else {}
         self.input_spec = input_spec(model, options, normalize=options.normalize or "unit",
                                      border=YOLO_BORDER, **size)
         self.levels = yolo_pose.head_levels([s.shape for s in model.outputs], k)
@@ -53,8 +53,9 @@ class YoloPoseEstimator(BottomUp):
             self._outputs = found[:1]
         o = options.min_detection_confidence
         self.threshold = yolo_pose.SCORE_THRESHOLD if o is None else o
+        # a heads file of any input size: a frame fills only the multiple of the stride it needs
         stride = (model.metadata or {}).get("stride", MAX_STRIDE)
-        self.letterbox = Letterbox(self.input_spec, stride=stride if dynamic else None)
+        self.letterbox = Letterbox(self.input_spec, stride=stride if dynamic and self.levels else None)
 
     def prepare(self, image: np.ndarray, color: str) -> tuple[np.ndarray, np.ndarray]:
         return self.letterbox(image, color)  # Ultralytics' letterbox: one resize into a kept canvas
