@@ -141,8 +141,8 @@ def _recipe(variant: str, model, float_tail_depth: int):
                               activation_num_bits=8, weight_num_bits=8)
     # Keep the model's inputs and outputs float32: the runtime feeds float crops and the
     # decoders read float outputs (the quantizer would make them int8).
-    for io in (ops.INPUT, ops.OUTPUT):
-        manager.add_quantization_config(".*", io, algorithm_key=no_quantize)
+    for end in (ops.INPUT, ops.OUTPUT):
+        manager.add_quantization_config(".*", end, algorithm_key=no_quantize)
     if variant == "int8-mixed":
         _keep_float(manager, model, float_tail_depth, variant)
     return manager.get_quantization_recipe()
