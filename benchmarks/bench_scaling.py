@@ -50,14 +50,17 @@ def options_of(name: str) -> dict:
     return {"model": name}
 
 
-def run(name: str, frames: list[np.ndarray], people: int, threads: int, thread_on: bool | None) -> list[tuple]:
-    """(people returned, wall ms, CPU ms) of each timed frame."""
+def run(name: str, frames: list[np.ndarray], people: int, threads: int,
+        thread_on: bool | None) -> tuple[list[tuple], str]:
+    """(people returned, wall ms, CPU ms) of each timed frame, and the model file that ran
+    (yolo11n-pose: its heads file once made)."""
     from edgepose import Options, Pipeline
     from edgepose.quiet import native_stderr_quiet
 
     extra = {} if thread_on is None else {"detector_thread": thread_on}
     with native_stderr_quiet():
         pipe = Pipeline(Options(backend="tflite", threads=threads, max_people=people, **options_of(name), **extra))
+    model_file = pipe.describe()["model_file"]
     out = []
     try:
         for i, frame in enumerate(frames):
@@ -68,7 +71,7 @@ def run(name: str, frames: list[np.ndarray], people: int, threads: int, thread_o
                             (time.process_time_ns() - cpu) / 1e6))
     finally:
         pipe.close()
-    return out
+    return out, model_file
 
 
 def summarise(samples: list[tuple]) -> dict:
@@ -137,8 +140,8 @@ def main() -> None:
     for name in args.configs:
         for mode in (modes if " + " in name else [None]):
             key = name if mode is None or len(modes) == 1 else f"{name}, detector thread {'on' if mode else 'off'}"
-            samples = [s for n in people for s in run(name, frames, n, args.threads, mode)]
-            results[key] = summarise(samples)
+            runs = [run(name, frames, n, args.threads, mode) for n in people]
+            results[key] = {**summarise([s for samples, _ in runs for s in samples]), "model_file": runs[0][1]}
             fit = results[key]["fit"] or {}
             print(f"{key:48} " + "  ".join(f"{n}:{v['p50']:.0f}/{v['cpu_p50']:.0f}"
                                              for n, v in results[key]["by_people"].items())

@@ -2,7 +2,8 @@
 norfair pattern): empty and bad frames, bad and repeated timestamps, static-mode ids, the
 detection schedule, ids across a short gap, reset() and close().
 
-BlazePose and the MediaPipe engines run their real models on a real photo; the other
+BlazePose, the MediaPipe engines and YOLO11n-pose's heads file (any input size: the
+photo runs at its own aspect) run their real models on a real photo; the other
 families run tiny ONNX models built in code whose outputs follow the frame (a bright
 frame or spot is a person, a black frame nobody), so MoveNet, YOLO-pose, heatmap and
 SimCC paths all run in CI without converted weights.
@@ -17,16 +18,16 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import IMAGES, need
+from conftest import IMAGES, MODELS, need
 from onnx_models import brightness_model, pose_heatmap_model, pose_simcc_model
 
 from edgepose import Pipeline
 from edgepose.errors import InputError, UsageError
 from edgepose.types import Detection
 
-FAMILIES = ["blazepose", "heatmap", "simcc", "yolo-pose", "movenet-single", "movenet-multipose",
-            "mediapipe", "mediapipe-tasks"]
-BOTTOM_UP = {"yolo-pose", "movenet-multipose", "mediapipe", "mediapipe-tasks"}
+FAMILIES = ["blazepose", "heatmap", "simcc", "yolo-pose", "yolo-pose heads", "movenet-single",
+            "movenet-multipose", "mediapipe", "mediapipe-tasks"]
+BOTTOM_UP = {"yolo-pose", "yolo-pose heads", "movenet-multipose", "mediapipe", "mediapipe-tasks"}
 
 
 class SpotBox:
@@ -115,6 +116,13 @@ def case(request, tmp_path_factory, model_path, photo):
         return dict(model=str(path), decoder="simcc", normalize="unit", threads=1), spot_frame(), SpotBox
     if family == "yolo-pose":
         return dict(model=str(yolo_model(folder / "y.onnx")), decoder="yolo-pose", threads=1), grey, None
+    if family == "yolo-pose heads":
+        pytest.importorskip("onnx", reason="needs the test extra (onnx) to cut the export")
+        from converters import yolo_heads
+
+        heads = folder / "heads.onnx"
+        yolo_heads.convert(need(MODELS / "yolo" / "yolo11n-pose.onnx"), heads)
+        return dict(model=str(heads), decoder="yolo-pose", threads=1), photo, None
     make = movenet_single_model if family == "movenet-single" else movenet_multipose_model
     return dict(model=str(make(folder / "m.onnx")), threads=1), grey, None
 
