@@ -29,6 +29,7 @@ def convert(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def heads(tmp_path_factory):
+    pytest.importorskip("onnx", reason="needs the test extra (onnx) to cut the export")
     need(ONNX)
     out = tmp_path_factory.mktemp("heads") / "yolo11n-pose_heads.onnx"
     proc = convert(str(ONNX), "--out", str(out))
@@ -129,10 +130,25 @@ def test_by_name_runs_the_heads_file_once_made(tmp_path, heads):
     assert "was not made from yolo11n-pose's pinned export" in lines[0]
     assert "edgepose convert yolo-heads yolo11n-pose" in lines[0]
 
+    # another file of the pinned name, converted with no --out: it does not take the name's place
+    (tmp_path / "mine").mkdir()
+    mine = tmp_path / "mine" / "yolo11n-pose.onnx"
+    onnx.save(model, str(mine))
+    made.unlink()
+    proc = convert(str(mine), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert not made.exists() and len(list(made.parent.glob("yolo11n-pose-*_heads.onnx"))) == 1
+
 
 def test_what_is_not_a_yolo_pose_export_is_refused_in_one_line(tmp_path):
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
+
+    need(ONNX)
+    dynamic = onnx.load(str(ONNX))  # `yolo export dynamic=True`: no size to check against
+    dims = dynamic.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_param, dims[3].dim_param = "height", "width"
+    onnx.save(dynamic, str(tmp_path / "dynamic.onnx"))
 
     bad = tmp_path / "not.onnx"
     bad.write_bytes(b"\x00garbage, not protobuf" * 10)
@@ -143,11 +159,25 @@ def test_what_is_not_a_yolo_pose_export_is_refused_in_one_line(tmp_path):
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], [w])
     onnx.save(helper.make_model(graph), str(conv))
     for path, words in ((bad, "is not an ONNX model"), (conv, "no YOLO Pose head"),
+                        (tmp_path / "dynamic.onnx", "has no fixed input size (its input is 1x3xheightxwidth)"),
                         (tmp_path / "absent.onnx", "is not a file or a known YOLO-pose name")):
         proc = convert(str(path), "--out", str(tmp_path / "out.onnx"))
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 1 and len(lines) == 1 and words in lines[0], proc.stderr
         assert not (tmp_path / "out.onnx").exists()
+
+
+def test_an_input_size_off_the_stride_is_rounded_up(heads, caplog):
+    """--input-size must divide into the three levels: 600 becomes 608, as Ultralytics'
+    check_imgsz makes it, with a warning, and the frame runs."""
+    from edgepose import Pipeline
+
+    with caplog.at_level("WARNING"), Pipeline(model=str(heads), decoder="yolo-pose",
+                                              input_size="600x500", static_image_mode=True) as pipe:
+        assert pipe.estimator.input_spec.size == (512, 608)
+        pipe.process(np.full((720, 1280, 3), 90, np.uint8))
+        assert pipe.estimator.letterbox.input_hw == (288, 512)
+    assert "--input-size 600x500 is not a multiple of the stride 32: using 608x512" in caplog.text
 
 
 @pytest.mark.parametrize("size, canvas", [((1280, 720), (640, 384)), ((720, 1280), (384, 640)),
@@ -204,3 +234,18 @@ def test_wrong_heads_layout_says_what_it_expected(tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     with pytest.raises(ModelError, match=r"per level box \(1, 64, H, W\), score \(1, 1, H, W\)"):
         Pipeline(model=str(path), decoder="yolo-pose")
+
+
+def test_head_rows_keeps_the_anchors_above_any_threshold():
+    """The logit test agrees with sigmoid > threshold, including 0 (every anchor) and 1 (none)."""
+    from edgepose.decoders.yolo_pose import head_levels, head_rows
+
+    rng = np.random.default_rng(3)
+    outs = [rng.normal(size=(1, c, 8, 12)).astype(np.float32) for c in (64, 1, 51)]
+    levels = head_levels([o.shape for o in outs], 17)
+    scores = 1 / (1 + np.exp(-outs[1].ravel()))
+    for t in (0.0, 0.25, 0.5, 0.9, 1.0):
+        rows = head_rows(outs, levels, (64, 96), 17, t)
+        assert len(rows) == int((scores > t).sum()) and np.all(rows[:, 4] > t)
+    every = head_rows(outs, levels, (64, 96), 17, None)
+    assert every.shape == (96, 56) and np.all((every[:, 2:4] > 0))  # widths and heights

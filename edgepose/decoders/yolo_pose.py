@@ -80,6 +80,16 @@ def head_levels(shapes: list[tuple[int, ...]], num_keypoints: int) -> list[HeadL
     return levels if levels and len(levels) * 3 == len(shapes) else None
 
 
+def _logit(p: float) -> float:
+    """The x where sigmoid(x) = p: sigmoid(x) > p <=> x > logit(p), so the threshold test
+    needs no sigmoid (p <= 0: every anchor; p >= 1: none)."""
+    if p <= 0.0:
+        return -np.inf
+    if p >= 1.0:
+        return np.inf
+    return float(np.log(p / (1.0 - p)))
+
+
 def head_rows(outputs: list[np.ndarray], levels: list[HeadLevel], input_hw: tuple[int, int],
               num_keypoints: int = 17, score_threshold: float | None = SCORE_THRESHOLD) -> np.ndarray:
     """(N, 5 + 3K) rows, as the full export gives them (cx, cy, w, h, score, K x (x, y,
@@ -93,9 +103,8 @@ def head_rows(outputs: list[np.ndarray], levels: list[HeadLevel], input_hw: tupl
         h, w = score.shape[1:]
         stride = input_hw[0] / h
         logit = score.reshape(-1)
-        # sigmoid(x) > t  <=>  x > logit(t): the threshold test needs no sigmoid
         idx = (np.arange(h * w) if score_threshold is None
-               else np.flatnonzero(logit > np.log(score_threshold / (1.0 - score_threshold))))
+               else np.flatnonzero(logit > _logit(score_threshold)))
         if len(idx) == 0:
             continue
         cx, cy = (idx % w + 0.5).astype(np.float32), (idx // w + 0.5).astype(np.float32)

@@ -9,6 +9,9 @@ letterboxed only to the next multiple of the stride: a 16:9 frame runs at 640x38
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+
 import numpy as np
 
 from edgepose.backends import Model
@@ -18,11 +21,14 @@ from edgepose.estimators import BottomUp, Estimate, box_estimate
 from edgepose.estimators.topdown import MODEL_OPTIONS, input_spec, missing_output, model_layout
 from edgepose.options import Options
 
+log = logging.getLogger(__name__)
+
 YOLO_BORDER = 114.0
 # A new person overlapping a recent box this much (IoU) takes its id.
 REID_IOU = 0.5
-# A heads file takes any input size: frames fit into its export's size (--input-size WxH
-# for another), padded to a multiple of the coarsest stride.
+# A heads file takes any input size: frames fit into its export's size (--input-size HxW
+# for another, rounded up to a multiple of the stride), padded to a multiple of the
+# coarsest stride.
 MAX_STRIDE = 32
 
 
@@ -53,9 +59,16 @@ class YoloPoseEstimator(BottomUp):
             self._outputs = found[:1]
         o = options.min_detection_confidence
         self.threshold = yolo_pose.SCORE_THRESHOLD if o is None else o
-        # a heads file of any input size: a frame fills only the multiple of the stride it needs
-        stride = (model.metadata or {}).get("stride", MAX_STRIDE)
-        self.letterbox = Letterbox(self.input_spec, stride=stride if dynamic and self.levels else None)
+        stride = None
+        if dynamic and self.levels:  # a heads file: a frame fills only the multiple of the stride it needs
+            stride = (model.metadata or {}).get("stride", MAX_STRIDE)
+            w, h = self.input_spec.size
+            fit = (-(-w // stride) * stride, -(-h // stride) * stride)
+            if fit != (w, h):  # as Ultralytics' check_imgsz: the levels must divide the input
+                log.warning("--input-size %dx%d is not a multiple of the stride %d: using %dx%d",
+                            h, w, stride, fit[1], fit[0])
+                self.input_spec = dataclasses.replace(self.input_spec, size=fit)
+        self.letterbox = Letterbox(self.input_spec, stride=stride)
 
     def prepare(self, image: np.ndarray, color: str) -> tuple[np.ndarray, np.ndarray]:
         return self.letterbox(image, color)  # Ultralytics' letterbox: one resize into a kept canvas
