@@ -315,7 +315,7 @@ def test_bench_compares_person_detectors(converted, model_path, tmp_path):
     assert [r["detector"] for r in results] == ["blazepose", "centernet"]
     assert all(r["people_per_frame"] >= 1.5 and r["stages_ms"]["detector"]["count"] == 4 for r in results)
     table = (out / "bench.md").read_text()
-    assert "| centernet, 4 people | tflite | 2 |" in table
+    assert "| centernet, 4 people | tflite/litert | 2 |" in table
 
 
 def test_movenet_multipose_finds_everyone_in_a_crowd(converted):
