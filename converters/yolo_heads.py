@@ -253,9 +253,10 @@ def cmd_yolo_heads(args) -> int:
     elif args.model.is_file():
         source, default = args.model, converted_dir() / f"{args.model.stem}_heads.onnx"
         pinned = next((m for m in registry.LOCAL_MODELS.values() if m.heads_file() == default), None)
-        if pinned is not None and sha256_of(source) != pinned.sha256:
+        digest = sha256_of(source) if pinned is not None else None
+        if pinned is not None and digest != pinned.sha256:
             # another file of the pinned model's name: the name's heads file stays the pinned one's
-            default = default.with_name(f"{args.model.stem}-{sha256_of(source)[:8]}_heads.onnx")
+            default = default.with_name(f"{args.model.stem}-{digest[:8]}_heads.onnx")
     else:
         raise InputError(f"{args.model} is not a file or a known YOLO-pose name "
                          f"({', '.join(registry.LOCAL_MODELS)})")

@@ -48,6 +48,7 @@ class YoloPoseEstimator(BottomUp):
         self.input_spec = input_spec(model, options, normalize=options.normalize or "unit",
                                      border=YOLO_BORDER, **size)
         self.levels = yolo_pose.head_levels([s.shape for s in model.outputs], k)
+        self._read_levels = None
         if self.levels is None:
             width = 5 + 3 * k
             found = [i for i, s in enumerate(model.outputs) if len(s.shape) == 3 and width in s.shape[1:]]
@@ -79,8 +80,9 @@ class YoloPoseEstimator(BottomUp):
             (out,) = outputs
             rows = yolo_pose.candidates(out, k, self.threshold)
         else:
-            levels = yolo_pose.head_levels([o.shape for o in outputs], k)  # sizes of this input
-            rows = yolo_pose.head_rows(outputs, levels, self.letterbox.input_hw, k, self.threshold)
+            if self._read_levels is None:  # a dynamic file's real sizes: read once, they group the maps
+                self._read_levels = yolo_pose.head_levels([o.shape for o in outputs], k)
+            rows = yolo_pose.head_rows(outputs, self._read_levels, self.letterbox.input_hw, k, self.threshold)
         scores, boxes, keypoints = yolo_pose.decode_rows(rows, to_image, k,
                                                          max_people=self.options.max_people)
         return [box_estimate(det.box, pose)
