@@ -1,5 +1,6 @@
 """The published speed figures: the README table between its `bench:start` / `bench:end`
-markers, regenerated from benchmarks/results/bench_street.json (a second, no measuring);
+markers and benchmarks/results/bench_street.md, regenerated from
+benchmarks/results/bench_street.json (a second, no measuring);
 with --measure, first `edgepose bench` on the street video for every model, backend and
 thread count (about 2.5 minutes on 2 cores), into benchmarks/results/bench_street.{json,md,png}.
 
@@ -22,15 +23,17 @@ README = ROOT / "README.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
-def update_readme(report: dict) -> None:
+def publish(report: dict) -> None:
+    """bench_street.md and the README table, both from ``report`` (so neither lags the JSON)."""
     from edgepose.bench import markdown_table
 
+    table = markdown_table(report)
+    (RESULTS / "bench_street.md").write_text(table)
     text = README.read_text()
     if START not in text or END not in text:
         sys.exit(f"README.md has no {START} ... {END} markers")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    table = markdown_table(report)
     README.write_text(f"{head}{START}\n{table}\n(`python benchmarks/publish_bench.py`, "
                       f"from benchmarks/results/bench_street.json)\n{END}{tail}")
 
@@ -56,7 +59,7 @@ def main() -> None:
                                 runs=args.runs, max_frames=300, command=command())
         write_report(report, samples, RESULTS, name="bench_street")
     report = json.loads((RESULTS / "bench_street.json").read_text())
-    update_readme(report)
+    publish(report)
     print((RESULTS / "bench_street.md").read_text())
 
 
