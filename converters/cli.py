@@ -23,6 +23,7 @@ from pathlib import Path
 
 from converters.outcome import EXIT_FAILED_GATE, failure as _failure, summary as _summary
 from converters.tools import converted_dir
+from edgepose import registry
 from edgepose.errors import EdgeposeError, InputError
 
 log = logging.getLogger(__name__)
@@ -111,8 +112,8 @@ def add_steps(parser: argparse.ArgumentParser) -> None:
         "tfjs", help="TF.js graph model -> SavedModel, TFLite float32 / float16 and ONNX (convert-tf extra)",
         description="Convert a TF.js graph model (model.json + weight shards) to a SavedModel, "
                     "TFLite float32 / float16 and ONNX, each verified against TensorFlow on real "
-                    "photos, and end with a table of every file. Known names (movenet-lightning, "
-                    "movenet-thunder, movenet-multipose, nanodet, centernet) are found in "
+                    "photos, and end with a table of every file. Known names ("
+                    + ", ".join(registry.CONVERTIBLE_MODELS) + ") are found in "
                     "EDGEPOSE_MODEL_PATH (or its tfjs/ folder) or downloaded sha256-checked, and "
                     "written where the runtime looks for them; a model.json path of one of them "
                     "(same sha256) is converted as that model. Exit code 0 when each model's "

@@ -105,7 +105,7 @@ def _detector_label(r: dict) -> str | None:
     if detector == "blazepose" and people == 1 and not decoder:
         return None
     if detector is None:
-        who = decoder or "none (model finds people)"
+        who = f"none ({decoder or 'model'} finds people)"
     else:
         who = f"{detector} + {decoder}" if decoder else detector
     return f"{who}, {people} {'person' if people == 1 else 'people'}"

@@ -31,7 +31,10 @@ def atomic_write(path: str | os.PathLike, mode: int = FILE_MODE) -> Iterator[Pat
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".part")
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".part")
+    except OSError as exc:  # name the file asked for, not the temporary one
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     os.close(fd)
     tmp = Path(name)
     try:
@@ -41,6 +44,22 @@ def atomic_write(path: str | os.PathLike, mode: int = FILE_MODE) -> Iterator[Pat
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def check_writable(folder: str | os.PathLike, target: str | os.PathLike) -> None:
+    """InputError unless a file can be made in ``folder`` (created when missing) for
+    ``target``: checked before a long run, so it does not fail only at its end."""
+    from edgepose.errors import InputError
+
+    if Path(folder).exists() and not Path(folder).is_dir():
+        raise InputError(f"could not write {target}: {folder} is a file, not a folder")
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".edgepose-check-")
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise InputError(f"could not write {target}: {exc.strerror or exc}") from None
 
 
 def not_a_file(path: str | os.PathLike) -> str:

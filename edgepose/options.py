@@ -145,8 +145,10 @@ class Options:
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise OptionError(f"{name} must be in [0, 1], got {value}")
-        try:
-            self.smoothing_config  # noqa: B018  fail fast on a bad preset or parameter
+        try:  # in image mode too, which never smooths: a bad value is still a mistake
+            from edgepose import smoothing
+
+            smoothing.config_for(self.smoothing, self.smoothing_min_cutoff, self.smoothing_beta)
         except ValueError as exc:
             raise OptionError(str(exc)) from None
 

@@ -265,7 +265,7 @@ def status() -> list[dict]:
     ``edgepose convert tfjs NAME`` must turn into TFLite first; a frozen graph:
     ``edgepose convert tf-graph NAME``, the row's "convert") or "not shipped" (a
     LocalModel: the user puts the file in EDGEPOSE_MODEL_PATH; these rows add license
-    and decoder)."""
+    and decoder, and "speedup", the command that makes its heads file, until it is made)."""
     from edgepose.model_metadata import TASKS
 
     rows = []
@@ -312,6 +312,6 @@ def status() -> list[dict]:
             "decoder": model.decoder, "source": "converted" if heads else "EDGEPOSE_MODEL_PATH" if path else None,
             "path": str(heads or path) if heads or path else None,
             "state": "local" if heads or path else "not shipped",
-            **({"convert": f"edgepose convert yolo-heads {model.name}"} if model.heads and not heads else {}),
+            **({"speedup": f"edgepose convert yolo-heads {model.name}"} if model.heads and not heads else {}),
         })
     return rows

@@ -28,6 +28,7 @@ from typing import IO
 import numpy as np
 
 from edgepose.errors import InputError
+from edgepose.geometry import letterbox_transform
 from edgepose.fileio import FILE_MODE
 from edgepose.sources import IMAGE_EXTENSIONS, Frame, Source
 from edgepose.types import FrameResult
@@ -97,7 +98,8 @@ class ImageSink(Sink):
 
 class VideoSink(Sink):
     """Annotated frames as a video file: MJPG in .avi, mp4v otherwise. The size is the first
-    frame's; ``fps`` is the rate written into the file."""
+    frame's: a later frame of another size (a folder of photos) is letterboxed into it,
+    since OpenCV's writer silently drops it; ``fps`` is the rate written into the file."""
 
     wants_canvas = True
 
@@ -123,13 +125,18 @@ class VideoSink(Sink):
         if self._writer is None:
             suffix = self.path.suffix.lower()
             codec = "MJPG" if suffix == ".avi" else "mp4v"
-            h, w = canvas.shape[:2]
+            self._size = (canvas.shape[1], canvas.shape[0])
             self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*codec),
-                                           self.fps, (w, h))
+                                           self.fps, self._size)
             if not self._writer.isOpened():  # the folder is writable (checked): the codec
                 raise InputError(f"OpenCV could not write {self.path}: this build has no {codec} "
                                  f"encoder for {suffix} files"
                                  + ("" if suffix == ".avi" else "; a .avi file (MJPG) works with every build"))
+        if (canvas.shape[1], canvas.shape[0]) != self._size:
+            w, h = self._size
+            to_canvas = letterbox_transform(canvas.shape[1], canvas.shape[0], w, h)
+            canvas = cv2.warpAffine(canvas, to_canvas, self._size,
+                                    flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP)
         self._writer.write(canvas)
         self.written += 1
 
@@ -146,6 +153,32 @@ def make_folder(folder: Path, target: Path) -> None:
     except OSError as exc:
         raise InputError(f"could not write {target}: {exc.filename or folder}: "
                          f"{exc.strerror or exc}") from None
+
+
+def check_outputs(source: Source, out: str | None, json_path: str | None) -> None:
+    """InputError when an output would overwrite what the source reads (``--out``, or an
+    annotated image of a folder named after its input, or ``--json``, is an input file) or
+    both outputs are one file: edgepose must never destroy its input."""
+    targets = []
+    if out:
+        sink_dir = Path(out).is_dir() or out.endswith(("/", os.sep)) or not Path(out).suffix
+        targets += ([("--out", Path(out) / (f.stem + ".jpg")) for f in source.files] if sink_dir
+                    else [("--out", Path(out))])
+    if json_path and json_path != "-":
+        targets.append(("--json", Path(json_path)))
+    for flag, target in targets:
+        if any(_same_file(target, f) for f in source.files):
+            raise InputError(f"{flag} {target} is an input of this run: writing it would destroy "
+                             f"it; give another path")
+    if out and json_path and json_path != "-" and not sink_dir and _same_file(Path(out), Path(json_path)):
+        raise InputError(f"--out and --json are both {out}: give each its own file")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one does not exist (yet): compare where they would be
+        return a.resolve() == b.resolve()
 
 
 def annotated_sink(path: str | os.PathLike, source: Source) -> Sink:
@@ -266,6 +299,8 @@ class JsonLinesSink(Sink):
         line = json.dumps(self.record(self.source_name, frame, result, self.mode)) + "\n"
         try:
             self._file.write(line)
+        except BrokenPipeError:
+            raise  # the reader of stdout went away (`| head`): the CLI stops quietly
         except OSError as exc:  # a full disk: say which file
             raise self._error(exc) from None
         self.written += 1

@@ -43,12 +43,12 @@ class OneEuroParams:
     scale_invariant: bool = True
 
     def __post_init__(self) -> None:
-        if not self.min_cutoff > 0:
-            raise ValueError(f"min_cutoff must be > 0, got {self.min_cutoff}")
-        if not self.derivative_cutoff > 0:
-            raise ValueError(f"derivative_cutoff must be > 0, got {self.derivative_cutoff}")
-        if self.beta < 0:
-            raise ValueError(f"beta must be >= 0, got {self.beta}")
+        if not 0 < self.min_cutoff < math.inf:
+            raise ValueError(f"min_cutoff must be a number > 0, got {self.min_cutoff}")
+        if not 0 < self.derivative_cutoff < math.inf:
+            raise ValueError(f"derivative_cutoff must be a number > 0, got {self.derivative_cutoff}")
+        if not 0 <= self.beta < math.inf:  # NaN fails every comparison
+            raise ValueError(f"beta must be a number >= 0, got {self.beta}")
 
 
 @dataclasses.dataclass(frozen=True)

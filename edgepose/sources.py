@@ -35,12 +35,14 @@ class Frame:
 
 
 class Source:
-    """Base: ``kind``, ``name``, ``total`` (frames, or None when unknown), ``fps``."""
+    """Base: ``kind``, ``name``, ``total`` (frames, or None when unknown), ``fps``,
+    ``files`` (the local files it reads: an output must never be one of them)."""
 
     kind = "source"
     total: int | None = None
     fps: float | None = None
     name = ""
+    files: tuple[Path, ...] = ()
 
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError
@@ -70,6 +72,7 @@ class ImageSource(Source):
 
     def __init__(self, paths: list[Path], name: str) -> None:
         self.paths = paths
+        self.files = tuple(paths)
         self.total = len(paths)
         self.name = name
         self.skipped: list[str] = []
@@ -92,8 +95,10 @@ class ImageSource(Source):
 class VideoSource(Source):
     """A video file, camera or stream read with OpenCV."""
 
-    def __init__(self, cap: cv2.VideoCapture, kind: str, name: str) -> None:
+    def __init__(self, cap: cv2.VideoCapture, kind: str, name: str,
+                 files: tuple[Path, ...] = ()) -> None:
         self.cap = cap
+        self.files = files
         self.kind = kind
         self.name = name
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
@@ -191,11 +196,14 @@ def _open_capture(target: str | int, kind: str, name: str,
         raise InputError(
             f"{name} could not be opened as a video (corrupt, truncated or unsupported format)"
         )
-    return VideoSource(cap, kind, name)
+    return VideoSource(cap, kind, name, (Path(target),) if kind == "video" else ())
 
 
 def open_source(spec: str) -> Source:
     """Open a source from its command-line form."""
+    if not spec.strip():
+        raise InputError("the source is an empty name: give an image, a folder, a video, a "
+                         "camera index or a stream URL")
     if spec.isdigit():
         return _open_capture(int(spec), "camera", f"camera {spec}")
     if spec.lower() in PICAMERA_NAMES:
@@ -212,7 +220,8 @@ def open_source(spec: str) -> Source:
         if not images:
             raise InputError(
                 f"folder {path} has no images ({', '.join(IMAGE_EXTENSIONS)}): "
-                "give a folder of images, an image, a video or a camera index"
+                "give a folder of images, an image, a video or a camera index (a folder of "
+                "videos: edgepose batch FOLDER --out DIR)"
             )
         return ImageSource(images, str(path))
     if not path.exists():

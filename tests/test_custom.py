@@ -222,4 +222,4 @@ def test_bench_times_a_custom_model(tmp_path):
     (result,) = json.loads((out / "bench.json").read_text())["results"]
     assert result["decoder"] == "yolo-pose" and result["max_people"] == 4
     assert result["latency_ms"]["count"] == 3 and result["people_per_frame"] == 1.0
-    assert "| yolo-pose, 4 people | onnx/onnxruntime-cpu | 1 |" in (out / "bench.md").read_text()
+    assert "| none (yolo-pose finds people), 4 people | onnx/onnxruntime-cpu | 1 |" in (out / "bench.md").read_text()

@@ -115,7 +115,7 @@ def test_bench_says_no_detector_for_a_model_that_finds_people_itself(tmp_path):
     report = json.loads((out / "bench.json").read_text())
     report["results"].append({**result, "model": "movenet-multipose", "decoder": None})
     table = markdown_table(report)
-    assert f"| {model} | yolo-pose, 3 people | onnx/onnxruntime-cpu | 1 |" in table
+    assert f"| {model} | none (yolo-pose finds people), 3 people | onnx/onnxruntime-cpu | 1 |" in table
     assert "| movenet-multipose | none (model finds people), 3 people |" in table
 
 

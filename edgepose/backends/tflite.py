@@ -109,7 +109,7 @@ def _mapped(path: str) -> Iterator[tuple[mmap.mmap, os.stat_result]]:
     with f:
         stat = os.fstat(f.fileno())
         if stat.st_size < 8:
-            raise ModelError(f"{path} is not a TFLite model (no TFL3 identifier): pass a .tflite file")
+            raise ModelError(f"{path} is not a TFLite model (no TFL3 identifier): pass a .tflite or .onnx model file")
         try:
             mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError) as exc:
@@ -119,7 +119,7 @@ def _mapped(path: str) -> Iterator[tuple[mmap.mmap, os.stat_result]]:
                 if path.lower().endswith(".task"):
                     raise ModelError(f"{path} is a MediaPipe .task bundle, not a TFLite model: it "
                                      "runs with backend 'mediapipe-tasks' (--backend mediapipe-tasks)")
-                raise ModelError(f"{path} is not a TFLite model (no TFL3 identifier): pass a .tflite file")
+                raise ModelError(f"{path} is not a TFLite model (no TFL3 identifier): pass a .tflite or .onnx model file")
             yield data, stat
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from edgepose.cli.options import HelpFormatter
 from edgepose.errors import InputError
+from edgepose.fileio import check_writable
 from edgepose.options import DECODERS
 
 
@@ -47,8 +48,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         threads = [int(t) for t in args.threads.split(",")]
     except ValueError:
         raise InputError(f"--threads must be comma-separated integers, got {args.threads!r}") from None
-    if args.runs < 1 or args.warmup < 0 or min(threads) < 1 or args.max_people < 1:
-        raise InputError("--runs, --threads and --max-people must be >= 1 and --warmup >= 0")
+    if min(args.runs, args.max_frames, args.max_people, *threads) < 1 or args.warmup < 0:
+        raise InputError("--runs, --max-frames, --threads and --max-people must be >= 1 and "
+                         "--warmup >= 0")
+    if args.out:
+        check_writable(args.out, args.out)
     source = args.source
     if source is None:
         demo = demo_image(download=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from edgepose.cli.options import VIDEO_ONLY, HelpFormatter, add_option_flags, options_from_args
 from edgepose.errors import InputError
+from edgepose.fileio import atomic_write, check_writable
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -45,6 +46,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     dataset = load_dataset(args.annotations)
     image_paths(dataset, args.images)  # fail on a missing image before loading models
+    if args.out:
+        check_writable(args.out.parent, args.out)
     opts = options_from_args(args, static_image_mode=True)
     with native_stderr_quiet(not getattr(args, "verbose", False)):
         pipe = Pipeline(opts)
@@ -56,8 +59,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(format_summary(result))
     if args.out:
         try:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+            with atomic_write(args.out) as tmp:
+                tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         except OSError as exc:
             raise InputError(f"could not write {args.out}: {exc.strerror}") from None
         print(f"wrote: {args.out}")

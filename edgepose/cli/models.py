@@ -36,8 +36,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     for r in rows:
         if r["path"]:
             where = f"{r['path']} ({r['source']})"
-            if r.get("convert") and r["state"] == "local":  # yolo11n-pose without its heads file
-                where += f"; `{r['convert']}` makes it run at any input size"
+            if r.get("speedup"):  # yolo11n-pose without its heads file
+                where += f"; `{r['speedup']}` makes it run at any input size"
         elif r["state"] == "convert":
             where = f"needs converting: {r.get('convert') or 'edgepose convert tfjs ' + r['name']}"
         elif r["state"] == "not shipped":

@@ -70,6 +70,10 @@ def _run(args: argparse.Namespace, stop) -> int:
     from edgepose.unattended import StallGuard
 
     spec, out_path = args.source, args.out
+    for flag, value in (("--out", args.out), ("--json", args.json)):
+        if value is not None and not value.strip():
+            raise InputError(f"{flag} is an empty name: give a path"
+                             + (" or - for stdout" if flag == "--json" else ""))
     if spec is None:
         try:
             demo = demo_photo()
@@ -168,6 +172,7 @@ def open_sinks(args: argparse.Namespace, out_path: str | None, source, mode: str
     written); for a fixed set of frames it is replaced when the run ends."""
     from edgepose import sinks
 
+    sinks.check_outputs(source, out_path, args.json)
     if out_path:
         yield sinks.annotated_sink(out_path, source)  # a str: "frames/" names a folder
     if args.show:

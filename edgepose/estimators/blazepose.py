@@ -27,6 +27,10 @@ SAME_PERSON_DISTANCE = 0.15
 # landmark model's presence dipped on a small or half-hidden person).
 REID_IOU = 0.6
 TASK = "blazepose-landmark"
+# Most crops in one invoke: the saving a crop stops growing at 4-8 crops
+# (benchmarks/bench_landmark_batch.py), while the interpreter's memory grows with the batch
+# (about 7 MiB a crop of full): a larger max_people runs its crops in chunks of this many.
+MAX_BATCH = 8
 _DETECTOR_TASKS = ("blazepose-detector", "nanodet-person", "centernet-person")
 
 
@@ -52,7 +56,7 @@ class BlazePoseEstimator(OnModel):
         self._batches = getattr(model, "batches", False) and not options.static_image_mode \
             and options.max_people > 1
         if self._batches:
-            model.reserve(options.max_people)
+            model.reserve(min(options.max_people, MAX_BATCH))
 
     def crop_for(self, detector, detection) -> tuple[Roi, tuple | None]:
         roi_box = getattr(detector, "roi_box", lambda d: None)
@@ -82,14 +86,18 @@ class BlazePoseEstimator(OnModel):
         runtime takes a batch (the same outputs as one invoke each), else one by one."""
         if not self._batches or len(crops) < 2:
             return [self._landmarks(image, color, roi, clock) for roi in crops]
-        t = clock.start()
-        inputs = [lmk.preprocess(image, roi, color) for roi in crops]
-        x = np.concatenate([i[0] for i in inputs])
-        t = clock.stop("preprocess", t)
-        outputs = self.model.run_batch(x, self._outputs)
-        clock.stop("landmark", t)
-        return [self._decode({r: o[k:k + 1] for r, o in zip(self._roles, outputs)}, image, roi, inputs[k][1], clock)
-                for k, roi in enumerate(crops)]
+        found = []
+        for start in range(0, len(crops), MAX_BATCH):
+            chunk = crops[start:start + MAX_BATCH]
+            t = clock.start()
+            inputs = [lmk.preprocess(image, roi, color) for roi in chunk]
+            x = np.concatenate([i[0] for i in inputs])
+            t = clock.stop("preprocess", t)
+            outputs = self.model.run_batch(x, self._outputs)
+            clock.stop("landmark", t)
+            found += [self._decode({r: o[k:k + 1] for r, o in zip(self._roles, outputs)}, image, roi,
+                                   inputs[k][1], clock) for k, roi in enumerate(chunk)]
+        return found
 
     def follow(self, estimate: Estimate, anchor: np.ndarray | None) -> Roi:
         return roi_from_points(*anchor)

@@ -13,7 +13,7 @@ import os
 
 from edgepose import models, registry
 from edgepose.errors import ModelError
-from edgepose.options import Options
+from edgepose.options import DECODERS, Options
 
 
 def open_estimator(o: Options, threads: int):
@@ -81,4 +81,10 @@ def estimator_for(model, o: Options):
         return movenet.MoveNetMultiPose(model, o)
     from edgepose.estimators.blazepose import BlazePoseEstimator
 
-    return BlazePoseEstimator(model, o)
+    try:
+        return BlazePoseEstimator(model, o)
+    except ModelError as exc:
+        if model.metadata:  # a converted model: its metadata said what it is
+            raise
+        raise ModelError(f"{exc} If it is your own pose model, run it with --decoder "
+                         f"{'|'.join(DECODERS)} (layouts: docs/model_layouts.md)") from None
