@@ -62,6 +62,15 @@ def check_writable(folder: str | os.PathLike, target: str | os.PathLike) -> None
         raise InputError(f"could not write {target}: {exc.strerror or exc}") from None
 
 
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether ``a`` and ``b`` are one file (a link, a hard link, another spelling); when
+    one does not exist yet, whether they name the same place."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(a).resolve() == Path(b).resolve()
+
+
 def not_a_file(path: str | os.PathLike) -> str:
     """Why ``path`` is not a file to read, as the end of a sentence ("model X ..."): "does
     not exist", "is a folder, not a file", "is a symbolic link loop", "is a broken

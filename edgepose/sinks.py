@@ -28,8 +28,8 @@ from typing import IO
 import numpy as np
 
 from edgepose.errors import InputError
+from edgepose.fileio import FILE_MODE, same_file
 from edgepose.geometry import letterbox_transform
-from edgepose.fileio import FILE_MODE
 from edgepose.sources import IMAGE_EXTENSIONS, Frame, Source
 from edgepose.types import FrameResult
 
@@ -150,6 +150,9 @@ def make_folder(folder: Path, target: Path) -> None:
     """Make ``folder`` (and its parents) for ``target``; InputError naming the target."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:  # a file where a folder must be
+        raise InputError(f"could not write {target}: {exc.filename or folder} is a file, not a "
+                         "folder") from None
     except OSError as exc:
         raise InputError(f"could not write {target}: {exc.filename or folder}: "
                          f"{exc.strerror or exc}") from None
@@ -167,18 +170,11 @@ def check_outputs(source: Source, out: str | None, json_path: str | None) -> Non
     if json_path and json_path != "-":
         targets.append(("--json", Path(json_path)))
     for flag, target in targets:
-        if any(_same_file(target, f) for f in source.files):
+        if any(same_file(target, f) for f in source.files):
             raise InputError(f"{flag} {target} is an input of this run: writing it would destroy "
                              f"it; give another path")
-    if out and json_path and json_path != "-" and not sink_dir and _same_file(Path(out), Path(json_path)):
+    if out and json_path and json_path != "-" and not sink_dir and same_file(Path(out), Path(json_path)):
         raise InputError(f"--out and --json are both {out}: give each its own file")
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one does not exist (yet): compare where they would be
-        return a.resolve() == b.resolve()
 
 
 def annotated_sink(path: str | os.PathLike, source: Source) -> Sink:
@@ -296,7 +292,11 @@ class JsonLinesSink(Sink):
         return {**head, **result.to_dict(), "image_size": list(result.image_size)}
 
     def write(self, frame: Frame, result: FrameResult, canvas: np.ndarray | None) -> None:
-        line = json.dumps(self.record(self.source_name, frame, result, self.mode)) + "\n"
+        self.write_record(self.record(self.source_name, frame, result, self.mode))
+
+    def write_record(self, record: dict) -> None:
+        """One record as a line (``edgepose smooth`` writes the records it read, smoothed)."""
+        line = json.dumps(record) + "\n"
         try:
             self._file.write(line)
         except BrokenPipeError:

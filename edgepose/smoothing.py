@@ -333,41 +333,95 @@ def lag_frames(raw: np.ndarray, smoothed: np.ndarray, max_lag: int = 10,
     return float(np.median(lags))
 
 
+def record_times(records: list[dict], fps: float = 30.0) -> tuple[list[float], list[bool]]:
+    """The time in seconds of each ``edgepose run --json`` record, read as a live pipeline
+    reads a stream's timestamps, and whether the record starts a new sequence (where every
+    filter restarts, as a live pipeline resets its tracks).
+
+    ``timestamp_ms`` is used while it goes forward. One that goes back (a rewound or new
+    video), or a frame number that is not after the last one (a run appended to the file),
+    starts a new sequence. From a repeated timestamp on (a live pipeline then switches to
+    its own clock), and for records without one, frames are timed at ``fps`` from the last
+    time. Times strictly increase within a sequence."""
+    if not 0 < fps < math.inf:  # NaN fails both comparisons
+        raise ValueError(f"fps must be a number > 0, got {fps}")
+    times: list[float] = []
+    starts: list[bool] = []
+    last_ms: float | None = None  # the last timestamp trusted
+    frame_clock = False  # a timestamp repeated: the frames are timed at fps from then on
+    prev: tuple[float, int] | None = None  # (seconds, frame) of the record before
+    for rec in records:
+        frame, ms = rec["frame"], rec.get("timestamp_ms")
+        start = prev is None or frame <= prev[1]
+        if start and prev is not None:
+            log.info("frame %s follows frame %s: a new run in the file, smoothing restarts", frame, prev[1])
+        if start:
+            last_ms, frame_clock = None, False  # a new run: a new pipeline with a new clock
+        if ms is not None and not frame_clock and last_ms is not None:
+            if ms == last_ms:
+                log.warning("frame %s repeats timestamp_ms %s: timing the frames from there on at "
+                            "%g fps, as a live run switches to its own clock", frame, ms, fps)
+                frame_clock = True
+            elif ms < last_ms:
+                log.warning("timestamp_ms goes back at frame %s (%s ms after %s ms): a new video? "
+                            "smoothing restarts", frame, ms, last_ms)
+                start, last_ms = True, None
+        if ms is not None and not frame_clock:
+            t, last_ms = ms / 1000.0, ms
+        elif start:
+            t = frame / fps
+        else:
+            t = prev[0] + (frame - prev[1]) / fps
+        if not start and t <= prev[0]:
+            start = True  # behind the frame clock of records without a timestamp: restart
+        times.append(t)
+        starts.append(start)
+        prev = (t, frame)
+    return times, starts
+
+
 def smooth_records(records: list[dict], config: SmoothingConfig, zero_lag: bool = False,
                    fps: float = 30.0) -> list[dict]:
     """Smooth the poses of ``edgepose run --json`` records offline (a new list; the input
     is not changed). Each track id is filtered over its runs of consecutive frames (a gap
-    restarts it, as live). Times come from ``timestamp_ms``, else ``frame / fps``. The
-    object size is the keypoint box (the JSON has no crop). ``zero_lag`` runs each filter
-    forward and backward (see :func:`smooth_sequence`)."""
+    restarts it, as live). Times and restarts come from :func:`record_times` (``fps`` for
+    records without a usable ``timestamp_ms``). The object size is the keypoint box (the
+    JSON has no crop); a pose of no size is left as it is, as live. ``zero_lag`` runs each
+    filter forward and backward (see :func:`smooth_sequence`)."""
     import copy
 
+    times, starts = record_times(records, fps)
     out = copy.deepcopy(records)
-    runs: dict[int, list[list[tuple[float, dict]]]] = {}
+    runs: dict[int, list[list[tuple[float, dict, float]]]] = {}
     last_frame: dict[int, int] = {}
-    for rec in out:
-        t = rec["timestamp_ms"] / 1000.0 if rec.get("timestamp_ms") is not None else rec["frame"] / fps
+    shape: dict[int, tuple[int, ...]] = {}
+    for rec, t, start in zip(out, times, starts):
+        if start:
+            last_frame.clear()
         for pose in rec["poses"]:
             tid = pose["id"]
-            if last_frame.get(tid) != rec["frame"] - 1:
+            kp = np.asarray(pose["keypoints"], dtype=np.float64)
+            if last_frame.get(tid) != rec["frame"] - 1 or shape.get(tid) != kp.shape:
                 runs.setdefault(tid, []).append([])
-            runs[tid][-1].append((t, pose))
-            last_frame[tid] = rec["frame"]
+            last_frame[tid], shape[tid] = rec["frame"], kp.shape
+            scale = float((kp[:, :2].max(axis=0) - kp[:, :2].min(axis=0)).mean())
+            if scale >= MIN_OBJECT_SCALE:  # else unfiltered, the filter state kept (as live)
+                runs[tid][-1].append((t, pose, scale))
     for segments in runs.values():
         for segment in segments:
             if len(segment) < 2:
                 continue
-            times = np.array([t for t, _ in segment])
-            kp = np.array([p["keypoints"] for _, p in segment], dtype=np.float64)  # (T, 33, 5)
-            span = kp[:, :, :2].max(axis=1) - kp[:, :, :2].min(axis=1)
-            scales = span.mean(axis=1)
+            times_s = np.array([t for t, _, _ in segment])
+            scales = np.array([s for _, _, s in segment])
+            kp = np.array([p["keypoints"] for _, p, _ in segment], dtype=np.float64)  # (T, 33, 5)
             if config.landmarks:
-                kp[:, :, :3] = smooth_sequence(times, kp[:, :, :3], scales, config.landmarks, zero_lag)
-            worlds = [p.get("world") for _, p in segment]
+                kp[:, :, :3] = smooth_sequence(times_s, kp[:, :, :3], scales, config.landmarks, zero_lag)
+            worlds = [p.get("world") for _, p, _ in segment]
             smoothed_world = None
-            if config.world and all(w is not None for w in worlds):
-                smoothed_world = smooth_sequence(times, np.array(worlds), 1.0, config.world, zero_lag)
-            for i, (_, pose) in enumerate(segment):
+            if config.world and all(w is not None for w in worlds) \
+                    and len({np.shape(w) for w in worlds}) == 1:
+                smoothed_world = smooth_sequence(times_s, np.array(worlds), 1.0, config.world, zero_lag)
+            for i, (_, pose, _) in enumerate(segment):
                 pose["keypoints"] = np.round(kp[i], 4).tolist()
                 if smoothed_world is not None:
                     pose["world"] = np.round(smoothed_world[i], 5).tolist()

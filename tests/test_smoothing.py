@@ -136,8 +136,10 @@ def test_zero_lag_offline_smoother_cancels_the_lag():
 @pytest.mark.parametrize("kwargs, message", [
     ({"preset": "silky"}, "unknown smoothing preset"),
     ({"preset": "none", "beta": 3.0}, "'none' preset"),
-    ({"preset": "default", "min_cutoff": 0.0}, "min_cutoff must be > 0"),
-    ({"preset": "default", "beta": -1.0}, "beta must be >= 0"),
+    ({"preset": "default", "min_cutoff": 0.0}, "min_cutoff must be a number > 0"),
+    ({"preset": "default", "min_cutoff": float("inf")}, "min_cutoff must be a number > 0"),
+    ({"preset": "default", "beta": -1.0}, "beta must be a number >= 0"),
+    ({"preset": "default", "beta": float("nan")}, "beta must be a number >= 0"),
 ])
 def test_bad_parameters_fail_fast(kwargs, message):
     with pytest.raises(ValueError, match=message):
