@@ -154,14 +154,74 @@ def test_parquet_has_one_row_per_pose_with_the_json_values(clips, reference, tmp
     assert rows == expected
 
 
-def test_bad_invocations_are_one_line(clips, tmp_path):
+def still_image(clips: Path, target: Path) -> Path:
+    """A frame of a clip written as a photo (JPEG, whatever ``target``'s suffix)."""
+    ok, frame = cv2.VideoCapture(str(clips / "posetrack.avi")).read()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(cv2.imencode(".jpg", frame)[1].tobytes())
+    return target
+
+
+def test_bad_invocations_are_one_line_and_make_nothing_in_out(clips, tmp_path):
+    photo = still_image(clips, tmp_path / "photos" / "frame.jpg")
+    renamed = still_image(clips, tmp_path / "frame.dat")  # a video may have any name: the content says
+    video = clips / "posetrack.avi"
     for args, message in [((tmp_path / "nope",), "does not exist"),
-                          ((tmp_path,), "no video found"),
+                          ((tmp_path / "empty",), "no video found"),
+                          ((photo.parent,), "1 image(s) skipped (frame.jpg): edgepose batch takes videos; "
+                                            f"run images with `edgepose run {photo.parent}`"),
+                          ((video, photo), f"{photo} is an image: edgepose batch takes videos; run "
+                                           f"images with `edgepose run {photo}`"),
+                          ((renamed,), "frame.dat is an image: edgepose batch takes videos"),
                           ((clips, "--address", "127.0.0.1:6379"), "add --engine ray"),
-                          ((clips, "--workers", "0"), "workers must be a whole number >= 1")]:
+                          ((clips, "--workers", "0"), "workers must be a whole number >= 1"),
+                          ((clips, "--threads", "0"), "threads must be a whole number >= 1"),
+                          ((video, "--model", "nosuch"), "unknown landmark model 'nosuch'"),
+                          ((video, "--runtime", "nope"), "unknown TFLite runtime 'nope'")]:
+        (tmp_path / "empty").mkdir(exist_ok=True)
         code, _, stderr = edgepose("batch", *args, "--out", tmp_path / "out")
         assert code == 1 and stderr.strip().splitlines() == [stderr.strip().splitlines()[-1]], stderr
         assert message in stderr
+        # every option and model is checked before anything is made in --out
+        assert not (tmp_path / "out").exists(), (args, sorted((tmp_path / "out").iterdir()))
+
+
+def test_images_in_a_folder_are_skipped_with_a_warning(clips, tmp_path):
+    folder = tmp_path / "mixed"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(clips / "posetrack.avi", folder / "sub" / "clip.avi")
+    still_image(clips, folder / "a.jpg")
+    still_image(clips, folder / "sub" / "b.png")
+    code, stdout, stderr = edgepose("batch", folder, "--out", tmp_path / "out", *OPTIONS)
+    assert code == 0, stderr
+    assert ("edgepose: warning: 2 image(s) skipped (a.jpg, b.png): edgepose batch takes videos; "
+            f"run images with `edgepose run {folder}`") in stderr
+    assert "this run: 1 done, 0 failed" in stdout
+    assert [Path(r["path"]).name for r in manifest(tmp_path / "out")] == ["clip.avi"]
+
+
+def test_a_truncated_video_is_failed_as_edgepose_run_judges_it_and_tried_again(clips, tmp_path):
+    data = (clips / "street_a.avi").read_bytes()
+    video = tmp_path / "cut" / "truncated.avi"
+    video.parent.mkdir()
+    video.write_bytes(data[:len(data) * 3 // 10])  # the header says 25 frames; about 7 decode
+    code, _, stderr = edgepose("run", video, "--json", tmp_path / "run.jsonl", *OPTIONS)
+    assert code == 1 and "ended after" in stderr and "truncated" in stderr, stderr
+    expected = frames_of(tmp_path / "run.jsonl")
+    assert 0 < len(expected) < 25
+    out = tmp_path / "poses"
+    code, stdout, stderr = edgepose("batch", video.parent, "--out", out, *OPTIONS)
+    assert code == 1, stderr
+    assert "edgepose: error: 1 of 1 video(s) failed" in stderr
+    assert "this run: 0 done, 1 failed" in stdout
+    [record] = manifest(out)
+    assert record["status"] == "failed" and record["frames"] == len(expected)
+    assert record["error"].startswith(f"truncated.avi ended after {len(expected)} of 25 frames")
+    assert "\n" not in record["error"] and f"failed: {video}: truncated.avi ended after" in stdout
+    assert frames_of(out / "truncated.avi.jsonl") == expected  # as run's --json: the frames read
+    code, stdout, _ = edgepose("batch", video.parent, "--out", out, *OPTIONS)  # a resume tries it again
+    assert code == 1 and "1 video(s); this run: 0 done, 1 failed" in stdout
+    assert len(manifest(out)) == 2
 
 
 def test_a_list_file_names_videos_and_two_of_one_name_get_distinct_outputs(clips, tmp_path):
@@ -205,12 +265,13 @@ def test_sigterm_leaves_no_partial_file_and_a_rerun_does_only_the_rest(clips, re
     proc = start_until_a_video_is_done(archive, out)
     try:
         proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=60)
+        stdout, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert proc.returncode == 128 + signal.SIGTERM, stderr  # docs/batch.md: 130 / 143
     assert "stopped; every video finished is in" in stderr
+    assert "8 video(s); this run: " in stdout and f"wrote: {out}" in stdout  # the summary, as run's
     assert not list(out.rglob("*.part"))
     first = manifest(out)
     done = {r["path"] for r in first if r["status"] == "done"}
@@ -227,6 +288,50 @@ def test_sigterm_leaves_no_partial_file_and_a_rerun_does_only_the_rest(clips, re
     for i in range(8):
         assert frames_of(out / f"copy{i}.avi.jsonl") == [
             {**r, "source": f"copy{i}.avi", "image": f"copy{i}.avi"} for r in expected]
+
+
+def test_sighup_stops_as_sigterm_does(clips, tmp_path):
+    archive = copies(clips / "posetrack.avi", tmp_path / "archive", 6)
+    out = tmp_path / "poses"
+    proc = start_until_a_video_is_done(archive, out)
+    try:
+        proc.send_signal(signal.SIGHUP)  # the terminal went away
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGHUP, stderr
+    assert "stopped; every video finished is in" in stderr and "this run: " in stdout
+    assert not list(out.rglob("*.part"))
+    assert all(Path(r["output"]).is_file() for r in manifest(out))
+
+
+def test_workers_end_when_the_batch_is_killed_outright(clips, tmp_path):
+    import psutil
+
+    archive = copies(clips / "street_a.avi", tmp_path / "archive", 4)
+    out = tmp_path / "poses"
+    cmd = [sys.executable, "-m", "edgepose", "batch", str(archive), "--out", str(out), "--workers", "2",
+           "--model", "heavy", *OPTIONS]  # heavy: the workers are busy on a video when it is killed
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    children = []
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(out.glob(".*.part"))) < 2:  # both workers are in a video
+            assert proc.poll() is None and time.monotonic() < deadline, "the workers did not start"
+            time.sleep(0.05)
+        children = psutil.Process(proc.pid).children(recursive=True)  # workers, resource tracker
+        assert sum("spawn_main" in " ".join(c.cmdline()) for c in children) == 2
+        proc.kill()
+        proc.wait()
+        _, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive, f"left running after their parent was killed: {alive}"
+    finally:
+        proc.kill()
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+    assert not list(out.rglob("*.part"))  # each deleted its temporary file, as on SIGTERM
 
 
 def test_a_worker_that_dies_fails_its_video_alone(clips, reference, tmp_path):

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import os
 from pathlib import Path
 
 from edgepose.errors import InputError
+
+log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg",
                             ".wmv", ".flv", ".ts", ".mts", ".3gp"})
@@ -39,14 +42,23 @@ class Video:
 
 def find_videos(inputs: list[str]) -> list[Video]:
     """Every video the INPUTs name, each once, in path order. InputError naming an input
-    that does not exist, and when there is no video at all."""
+    that does not exist or is an image (``edgepose run`` takes those), and when there is
+    no video at all; images in a folder are skipped with a warning."""
     found: dict[str, str] = {}  # absolute path -> key
+    images: list[Path] = []  # skipped in folders
     for spec in inputs:
-        for path, key in _expand(Path(spec).expanduser(), spec):
+        for path, key in _expand(Path(spec).expanduser(), spec, images):
             found.setdefault(str(path), key)
+    skipped = ""
+    if images:
+        names = ", ".join(p.name for p in images[:3]) + (", ..." if len(images) > 3 else "")
+        skipped = (f"{len(images)} image(s) skipped ({names}): edgepose batch takes videos; "
+                   f"run images with `edgepose run {images[0].parent}`")
     if not found:
         raise InputError(f"no video found in {', '.join(inputs)} (video files are "
-                         f"{', '.join(sorted(VIDEO_SUFFIXES))})")
+                         f"{', '.join(sorted(VIDEO_SUFFIXES))})" + (f"; {skipped}" if skipped else ""))
+    if skipped:
+        log.warning("%s", skipped)
     keys = _unique_keys(found)
     videos = []
     for path in sorted(found):
@@ -58,25 +70,48 @@ def find_videos(inputs: list[str]) -> list[Video]:
     return videos
 
 
-def _expand(path: Path, spec: str):
-    """(absolute path, key) of each video ``path`` names."""
+def _expand(path: Path, spec: str, images: list[Path]):
+    """(absolute path, key) of each video ``path`` names; the images of a folder are
+    added to ``images``."""
+    from edgepose.sources import IMAGE_EXTENSIONS
+
     if path.is_dir():
         root = path.resolve()
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
-                if Path(name).suffix.lower() in VIDEO_SUFFIXES and not name.startswith("."):
+            for name in sorted(n for n in filenames if not n.startswith(".")):
+                suffix = Path(name).suffix.lower()
+                if suffix in VIDEO_SUFFIXES:
                     full = Path(dirpath) / name
                     yield full, full.relative_to(root).as_posix()
+                elif suffix in IMAGE_EXTENSIONS:
+                    images.append(Path(dirpath) / name)
     elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
-        yield from _read_list(path)
+        yield from _read_list(path, images)
     elif path.is_file():
+        if is_image(path):
+            raise InputError(f"{spec} is an image: edgepose batch takes videos; run images "
+                             f"with `edgepose run {path}`")
         yield path.resolve(), path.name
     else:
         raise InputError(f"{spec} does not exist: give video files, folders or a .txt list of paths")
 
 
-def _read_list(path: Path):
+def is_image(path: Path) -> bool:
+    """Whether a file named by itself is a still image: by its suffix, as ``edgepose run``
+    decides, or, a video being allowed any name, by its content (an image decoder's
+    signature; a GIF is read as a video, as ``edgepose run`` reads it)."""
+    import cv2
+
+    from edgepose.sources import ANIMATION_EXTENSIONS, IMAGE_EXTENSIONS
+
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return True
+    return suffix not in ANIMATION_EXTENSIONS and cv2.haveImageReader(os.fspath(path))
+
+
+def _read_list(path: Path, images: list[Path]):
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -91,7 +126,10 @@ def _read_list(path: Path):
             raise InputError(f"{path}:{number}: {line} does not exist")
         if entry.is_file() and entry.suffix.lower() in LIST_SUFFIXES:
             raise InputError(f"{path}:{number}: a list may not name another list")
-        yield from _expand(entry, line)
+        try:
+            yield from _expand(entry, line, images)
+        except InputError as exc:
+            raise InputError(f"{path}:{number}: {exc}") from None
 
 
 def _unique_keys(found: dict[str, str]) -> dict[str, str]:

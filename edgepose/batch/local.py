@@ -5,7 +5,9 @@ Each worker has its own inbox, so the parent always knows which video a worker h
 worker that dies (a decoder crash) fails that video alone, and a new worker takes over the
 rest. On a stop (an exception in the parent, e.g. KeyboardInterrupt from SIGINT or
 SIGTERM), busy workers get SIGTERM, delete their temporary file and exit; records of
-videos finished meanwhile are still handed over.
+videos finished meanwhile are still handed over. A parent that ends without stopping them
+(SIGKILL, a crash) is noticed by every worker, which then stops as on SIGTERM: none is
+left running, or waiting for work, on its own.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ import collections
 import dataclasses
 import logging
 import multiprocessing
+import multiprocessing.connection
+import os
 import queue
 import signal
+import threading
 import time
 from typing import Any, Callable
 
@@ -27,6 +32,7 @@ log = logging.getLogger(__name__)
 POLL_S = 0.5
 REPORT_EVERY_S = 0.25
 STOP_TIMEOUT_S = 15.0
+ORPHAN_GRACE_S = 5.0  # a worker whose parent is gone: time to delete its temporary file
 
 
 @dataclasses.dataclass
@@ -147,10 +153,33 @@ def _exit_on_sigterm(signum, frame):
     raise SystemExit(128 + signum)
 
 
+def _stop_with_parent(results) -> None:
+    """End this worker when its parent ends without stopping it (SIGKILL, a crash): a
+    thread waits on the parent's sentinel (every spawned child has one; it becomes
+    readable when the parent is gone, whatever killed it), then stops the worker as the
+    parent would: SIGTERM to the main thread, whether it is in the frame loop or waiting
+    for its next video, so its temporary file is deleted. Should that not end it within
+    ORPHAN_GRACE_S, the process exits outright. With the workers gone, multiprocessing's
+    resource tracker (held open by them too) ends as well."""
+    parent = multiprocessing.parent_process()
+    if parent is None or parent.sentinel is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        results.cancel_join_thread()  # nobody reads them any more: do not wait at exit
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+        time.sleep(ORPHAN_GRACE_S)
+        os._exit(128 + signal.SIGTERM)
+
+    threading.Thread(target=watch, name="edgepose-parent-watch", daemon=True).start()
+
+
 def worker_main(index: int, config: WorkerConfig, inbox, results) -> None:
     """A worker process: build the pipeline, then run tasks from ``inbox`` until None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    _stop_with_parent(results)
     logging.basicConfig(level=logging.INFO if config.verbose else logging.WARNING,
                         format="edgepose: %(levelname)s: %(message)s")
     try:

@@ -3,10 +3,10 @@ finishes (so a stop loses at most the videos in flight). The last line about a p
 
 A line: path, output, size, mtime_ns, digest ("sha256:..."), frames, poses (found, over
 all frames), people (track ids), seconds (wall time of the video in its worker), fps,
-status ("done" or "failed"), error (the one-line reason of a failure, else null), warning
-(e.g. a truncated file whose readable frames were done), worker ("host:pid"), format,
-options (the pipeline options that differ from the defaults, threads left out), finished
-(UTC time).
+status ("done" or "failed"), error (the one-line reason of a failure, else null: a file
+that does not open, or a truncated one, whose frames read are in its output), warning
+(null: kept for readers of older manifests), worker ("host:pid"), format, options (the
+pipeline options that differ from the defaults, threads left out), finished (UTC time).
 
 A re-run skips a video whose last line says done, with the same size and modification
 time, whose output is there; failed videos are tried again.
@@ -40,22 +40,6 @@ class Manifest:
         self._lock = _lock(self.out_dir / LOCK)
         self.latest: dict[str, dict] = read_manifest(self.path)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-
-    def check_settings(self, settings: dict) -> None:
-        """InputError when videos in this folder were done with other options or format:
-        their results and new ones would not be comparable."""
-        for record in self.latest.values():
-            theirs = {k: record.get(k) for k in settings}
-            if record.get("status") == DONE and theirs != settings:
-                raise InputError(
-                    f"{self.out_dir} holds results made with other settings ({_describe(theirs)}; "
-                    f"now {_describe(settings)}): give another --out, or delete "
-                    f"{self.path} to start again")
-
-    def is_done(self, path: str, size: int, mtime_ns: int, output: Path) -> bool:
-        record = self.latest.get(path)
-        return (record is not None and record.get("status") == DONE and record.get("size") == size
-                and record.get("mtime_ns") == mtime_ns and output.is_file())
 
     def append(self, record: dict) -> None:
         """Add one line, in one write (a signal cannot cut it in half), synced to disk."""
@@ -95,6 +79,26 @@ def read_manifest(path: str | os.PathLike) -> dict[str, dict]:
             except (json.JSONDecodeError, KeyError, TypeError):
                 log.warning("%s:%d is not a manifest record; skipped", path, number)
     return latest
+
+
+def check_settings(latest: dict[str, dict], settings: dict, out_dir: str | os.PathLike) -> None:
+    """InputError when videos in ``out_dir`` (``latest``: its manifest read) were done
+    with other options or format: their results and new ones would not be comparable."""
+    for record in latest.values():
+        theirs = {k: record.get(k) for k in settings}
+        if record.get("status") == DONE and theirs != settings:
+            raise InputError(
+                f"{out_dir} holds results made with other settings ({_describe(theirs)}; "
+                f"now {_describe(settings)}): give another --out, or delete "
+                f"{Path(out_dir) / MANIFEST} to start again")
+
+
+def is_done(latest: dict[str, dict], path: str, size: int, mtime_ns: int, output: Path) -> bool:
+    """Whether a re-run may skip the video: its last record says done, for the same size
+    and modification time, and its output is there."""
+    record = latest.get(path)
+    return (record is not None and record.get("status") == DONE and record.get("size") == size
+            and record.get("mtime_ns") == mtime_ns and output.is_file())
 
 
 def remove_partial(out_dir: str | os.PathLike) -> int:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Callable
 
 from edgepose.batch.inputs import FORMATS, Video, find_videos
-from edgepose.batch.manifest import DONE, Manifest, remove_partial
+from edgepose.batch.manifest import (DONE, MANIFEST, Manifest, check_settings, is_done,
+                                     read_manifest, remove_partial)
 from edgepose.batch.worker import WorkerConfig, choose_workers
 from edgepose.errors import InputError
 from edgepose.options import Options
@@ -35,7 +36,6 @@ class BatchSummary:
     skipped: int = 0
     done: int = 0
     failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)
-    warnings: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     frames: int = 0
     seconds: float = 0.0
     engine: str = "local"
@@ -52,8 +52,6 @@ class BatchSummary:
         if record["status"] == DONE:
             self.done += 1
             self.frames += record["frames"]
-            if record.get("warning"):
-                self.warnings.append((record["path"], record["warning"]))
         else:
             self.failed.append((record["path"], record["error"]))
         if record.get("worker"):
@@ -105,16 +103,19 @@ def run_batch(inputs: list[str], out_dir: str | os.PathLike, options: Options | 
     videos = find_videos(inputs)
     out_dir = Path(out_dir).resolve()
     settings = settings_of(options, fmt)
+    # whatever can refuse the batch (results there made otherwise, an option, a model) does
+    # before anything is made in out_dir: the manifest is only read, the pipeline built once
+    pipeline = {}
+    if plan(videos, read_manifest(out_dir / MANIFEST), settings, out_dir, fmt):
+        pipeline = check_pipeline(options, verbose)
     with Manifest(out_dir) as manifest:
-        manifest.check_settings(settings)
+        todo = plan(videos, manifest.latest, settings, out_dir, fmt)  # again, under the lock
         remove_partial(out_dir)
-        todo = [v for v in videos if not manifest.is_done(v.path, v.size, v.mtime_ns, v.output(out_dir, fmt))]
-        todo.sort(key=lambda v: (-v.size, v.path))  # longest first: no long video left for last
         summary = BatchSummary(out_dir, manifest.path, videos=len(videos),
                                skipped=len(videos) - len(todo), engine=engine)
         if not todo:
             return summary
-        summary.pipeline = check_pipeline(options, verbose)
+        summary.pipeline = pipeline or check_pipeline(options, verbose)
 
         def record(rec: dict) -> None:
             manifest.append(rec)
@@ -147,6 +148,15 @@ def run_batch(inputs: list[str], out_dir: str | os.PathLike, options: Options | 
             summary.seconds = time.perf_counter() - started
             remove_partial(out_dir)  # what a worker killed outright (SIGKILL) left
     return summary
+
+
+def plan(videos: list[Video], latest: dict[str, dict], settings: dict, out_dir: Path,
+         fmt: str) -> list[Video]:
+    """The videos left to do, longest first (no long video left for last), given the
+    manifest's ``latest`` records; InputError when those were made with other settings."""
+    check_settings(latest, settings, out_dir)
+    todo = [v for v in videos if not is_done(latest, v.path, v.size, v.mtime_ns, v.output(out_dir, fmt))]
+    return sorted(todo, key=lambda v: (-v.size, v.path))
 
 
 def task_of(video: Video, out_dir: Path, fmt: str) -> dict:

@@ -5,7 +5,10 @@ when complete.
 A task is a plain dict (it crosses process and machine boundaries): path, output, size,
 mtime_ns. :meth:`VideoWorker.process` returns the video's manifest record and never
 raises for a bad video: a file that cannot be opened or decoded is a failed record with
-its one-line reason.
+its one-line reason. A video whose source reports a problem after reading (a truncated
+file: ``Source.warnings``, what makes ``edgepose run`` exit 1) is failed too, so that it
+counts in the exit code and a re-run tries it again; its output, covering the frames
+read, stays in place as run's ``--json`` does.
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ class VideoWorker:
         record = new_record(task, self.config, self.name)
         try:
             record["digest"] = file_digest(task["path"])
-            stats, warnings = self._run(task, progress)
+            stats, problems = self._run(task, progress)
         except (EdgeposeError, OSError) as exc:
             record["error"] = one_line(exc)
         except Exception as exc:  # a bug, not a bad video: keep its type, and go on with the rest
@@ -71,8 +74,11 @@ class VideoWorker:
             record["error"] = f"{type(exc).__name__}: {one_line(exc)}"
         else:
             summary = stats.summary()
-            record.update(status="done", frames=summary["frames"], poses=summary["people"],
-                          people=summary["tracks"], warning="; ".join(warnings) or None)
+            record.update(frames=summary["frames"], poses=summary["people"], people=summary["tracks"])
+            if problems:  # as `edgepose run` judges it (exit 1): the output covers the frames read
+                record["error"] = " ".join("; ".join(problems).split())
+            else:
+                record["status"] = "done"
         seconds = time.perf_counter() - started
         record["seconds"] = round(seconds, 3)
         record["fps"] = round(record["frames"] / seconds, 2) if seconds > 0 else None

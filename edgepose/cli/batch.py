@@ -51,10 +51,12 @@ class _Progress:
 
     def __init__(self) -> None:
         self.videos = self.frames = None
+        self.summary = None  # once the workers start: what this run did, also on a stop
 
     def start(self, summary) -> None:
         from tqdm import tqdm
 
+        self.summary = summary
         print(start_line(summary), file=sys.stderr)
         todo = summary.videos - summary.skipped
         self.videos = tqdm(total=todo, unit="video", file=sys.stderr, disable=None, position=0)
@@ -82,8 +84,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
         raise InputError("--address joins a Ray cluster: add --engine ray")
     options = options_from_args(args)
     progress = _Progress()
-    # SIGTERM (and Ctrl-C) raise KeyboardInterrupt wherever the parent waits on its workers
-    with StopSignals(("SIGTERM", "SIGINT"), interrupt=True) as stop:
+    # SIGTERM, Ctrl-C and SIGHUP (as edgepose run) raise KeyboardInterrupt wherever the
+    # parent waits on its workers; the workers are stopped and what they finished recorded
+    with StopSignals(interrupt=True) as stop:
         try:
             summary = run_batch(args.inputs, args.out, options, fmt=args.format, engine=args.engine,
                                 workers=args.workers, address=args.address, verbose=args.verbose,
@@ -91,9 +94,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
                                 on_frames=progress.add_frames)
         except KeyboardInterrupt:
             progress.close()
+            if progress.summary is not None:
+                print_summary(sys.stdout, progress.summary)
             print(f"edgepose: stopped; every video finished is in {Path(args.out) / MANIFEST}: "
                   "run the same command again to do the rest", file=sys.stderr)
-            return 128 + (stop.signum or signal.SIGINT)
+            return 128 + (stop.signum or signal.SIGINT)  # docs/batch.md: 130 / 143
         finally:
             progress.close()
     print_summary(sys.stdout, summary)
@@ -127,8 +132,6 @@ def print_summary(stream, summary) -> None:
             f"{name} {w['frames'] / w['seconds']:.1f} ({w['videos']} videos)" if w["seconds"] else
             f"{name} - ({w['videos']} videos)" for name, w in sorted(summary.per_worker.items())),
             file=stream)
-    for path, text in summary.warnings:
-        print(f"warning: {path}: {text}", file=stream)
     for path, reason in summary.failed:
         print(f"failed: {path}: {reason}", file=stream)
     print(f"wrote: {summary.out_dir} (manifest {summary.manifest})", file=stream)
