@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,37 @@ if MODELS.is_dir():
 def need(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent: these tests need the workspace's ../shared/data")
+    return path
+
+
+def edgepose(*args, cwd=None, env=None, timeout=300) -> tuple[int, str, str]:
+    """``python -m edgepose ARGS`` (``env`` added to this one's): exit code, stdout, stderr."""
+    proc = subprocess.run([sys.executable, "-m", "edgepose", *map(str, args)], cwd=cwd or ROOT,
+                          capture_output=True, text=True, timeout=timeout,
+                          env=None if env is None else {**os.environ, **env})
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def one_error_line(code: int, err: str) -> str:
+    """The one ``edgepose: error:`` line of a failed command (exit 1, no traceback)."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 1 and len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("edgepose: error: "), err
+    return lines[0]
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory):
+    """The first 12 frames of the street video, as a small MJPG file."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(need(STREET)))
+    path = tmp_path_factory.mktemp("clip") / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 50.0, (1280, 720))
+    for _ in range(12):
+        writer.write(cap.read()[1])
+    writer.release()
+    cap.release()
     return path
 
 

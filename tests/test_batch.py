@@ -23,18 +23,12 @@ from pathlib import Path
 import cv2
 import pytest
 
-from conftest import ROOT, STREET, need
+from conftest import ROOT, STREET, edgepose, need
 
 VIDEOS = STREET.parent
 # the same options for run and batch; 320x180 keeps it fast, 3 people makes ids matter
 OPTIONS = ["--max-people", "3", "--threads", "1"]
 GOOD = ["street_a.avi", "sub/street_b.avi", "sub/deeper/pedestrians.avi", "posetrack.avi"]
-
-
-def edgepose(*args, timeout=240):
-    proc = subprocess.run([sys.executable, "-m", "edgepose", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
-    return proc.returncode, proc.stdout, proc.stderr
 
 
 def cut(source: Path, target: Path, frames: int, start: int = 0, size=(320, 180)) -> Path:

@@ -10,27 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import IMAGES, MODELS, ROOT, STREET, need
-
-
-def edgepose(*args, cwd=None, timeout=180):
-    proc = subprocess.run([sys.executable, "-m", "edgepose", *map(str, args)], cwd=cwd or ROOT,
-                          capture_output=True, text=True, timeout=timeout)
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-@pytest.fixture(scope="module")
-def short_clip(tmp_path_factory):
-    """The first 12 frames of the street video, as a small MJPG file."""
-    cap = cv2.VideoCapture(str(need(STREET)))
-    path = tmp_path_factory.mktemp("clip") / "clip.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 50.0, (1280, 720))
-    for _ in range(12):
-        ok, frame = cap.read()
-        writer.write(frame)
-    writer.release()
-    cap.release()
-    return path
+from conftest import IMAGES, MODELS, ROOT, STREET, edgepose, need
 
 
 def bad_inputs(tmp):
@@ -115,9 +95,9 @@ def test_folder_run_writes_jsonl_contract_and_images(tmp_path, model_path):
     assert "people:" in stdout and "stages ms" in stdout
 
 
-def test_video_run_tracks_and_writes_video(short_clip, tmp_path):
+def test_video_run_tracks_and_writes_video(clip, tmp_path):
     out = tmp_path / "annotated.avi"
-    code, stdout, err = edgepose("run", short_clip, "--out", out, "--json", "-", "--threads", 2)
+    code, stdout, err = edgepose("run", clip, "--out", out, "--json", "-", "--threads", 2)
     assert code == 0, err
     records = [json.loads(line) for line in stdout.splitlines()]
     assert [r["frame"] for r in records] == list(range(12))
@@ -128,7 +108,7 @@ def test_video_run_tracks_and_writes_video(short_clip, tmp_path):
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
 
 
-def test_summary_says_whole_frame_search_for_a_model_that_finds_people_itself(short_clip, tmp_path):
+def test_summary_says_whole_frame_search_for_a_model_that_finds_people_itself(clip, tmp_path):
     pytest.importorskip("onnx", reason="needs the test extra (onnx) to build the stand-in model")
     from onnx_models import constant_model
 
@@ -136,7 +116,7 @@ def test_summary_says_whole_frame_search_for_a_model_that_finds_people_itself(sh
     rows[0, :5] = [160, 200, 100, 200, 0.9]
     rows[0, 5:] = np.stack([np.full(17, 160.0), np.linspace(110, 290, 17), np.full(17, 0.8)], 1).ravel()
     model = constant_model(tmp_path / "yolo.onnx", (1, 3, 320, 320), {"output0": rows.T[None]})
-    code, out, err = edgepose("run", short_clip, "--model", model, "--decoder", "yolo-pose",
+    code, out, err = edgepose("run", clip, "--model", model, "--decoder", "yolo-pose",
                               "--max-people", 3, "--threads", 1)
     assert code == 0, err
     line = next(line for line in out.splitlines() if line.startswith("people:"))
@@ -145,13 +125,13 @@ def test_summary_says_whole_frame_search_for_a_model_that_finds_people_itself(sh
 
 
 @pytest.fixture
-def served(short_clip):
+def served(clip):
     """An HTTP server on loopback serving the short clip's folder."""
     import functools
     import http.server
     import threading
 
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(short_clip.parent))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(clip.parent))
     handler.log_message = lambda *a: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -174,9 +154,9 @@ def test_stream_url_is_read_and_a_dead_one_fails_fast(served, tmp_path):
     assert code == 1 and len(lines) == 1 and "could not be opened" in lines[0]
 
 
-def test_offline_smoothing_of_a_json_file(short_clip, tmp_path):
+def test_offline_smoothing_of_a_json_file(clip, tmp_path):
     raw, smooth = tmp_path / "raw.jsonl", tmp_path / "smooth.jsonl"
-    code, _, err = edgepose("run", short_clip, "--json", raw, "--smoothing", "none")
+    code, _, err = edgepose("run", clip, "--json", raw, "--smoothing", "none")
     assert code == 0, err
     code, out, err = edgepose("smooth", raw, "--out", smooth, "--zero-lag", "--preset", "strong")
     assert code == 0, err

@@ -14,41 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IMAGES, ROOT, STREET, need
-
-
-def edgepose(*args, cwd=None, env=None, timeout=180):
-    proc = subprocess.run([sys.executable, "-m", "edgepose", *map(str, args)], cwd=cwd or ROOT,
-                          capture_output=True, text=True, timeout=timeout,
-                          env=None if env is None else {**os.environ, **env})
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-def one_error_line(code: int, err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 1 and len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith("edgepose: error: "), err
-    return lines[0]
+from conftest import IMAGES, ROOT, STREET, edgepose, need, one_error_line
 
 
 @pytest.fixture(scope="module")
 def image():
     return next(need(IMAGES / "mpii").glob("*.jpg"))
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    """The first 12 frames of the street video, as a small MJPG file."""
-    import cv2
-
-    cap = cv2.VideoCapture(str(need(STREET)))
-    path = tmp_path_factory.mktemp("clip") / "clip.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 50.0, (1280, 720))
-    for _ in range(12):
-        writer.write(cap.read()[1])
-    writer.release()
-    cap.release()
-    return path
 
 
 # -- outputs ------------------------------------------------------------------------------

@@ -13,8 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import IMAGES, ROOT, need
-from test_cli_frictions import clip, edgepose, one_error_line  # noqa: F401  (clip: a fixture)
+from conftest import IMAGES, ROOT, edgepose, need, one_error_line
 
 
 def digest(path) -> str:

@@ -9,8 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import STREET, need
-from test_cli_frictions import edgepose, one_error_line
+from conftest import STREET, edgepose, need, one_error_line
 from edgepose.smoothing import PRESETS, record_times, smooth_records
 
 
