@@ -28,7 +28,7 @@ from typing import IO
 import numpy as np
 
 from edgepose.errors import InputError
-from edgepose.fileio import FILE_MODE, same_file
+from edgepose.fileio import FILE_MODE, check_writable, same_file
 from edgepose.geometry import letterbox_transform
 from edgepose.sources import IMAGE_EXTENSIONS, Frame, Source
 from edgepose.types import FrameResult
@@ -73,13 +73,18 @@ class ImageSink(Sink):
         self.path = Path(path)
         self.single = single
         self.by_name = by_name
-        make_folder(self.path.parent if single else self.path, self.path)
+        check_writable(self.path.parent if single else self.path, self.path)
+
+    @staticmethod
+    def file_name(image_name: str) -> str:
+        """The annotated file of an image source's ``image_name`` in the folder."""
+        return Path(image_name).stem + ".jpg"
 
     def target(self, frame: Frame) -> Path:
         if self.single:
             return self.path
         if self.by_name:
-            return self.path / (Path(frame.name).stem + ".jpg")
+            return self.path / self.file_name(frame.name)
         return self.path / f"{frame.index:06d}.jpg"
 
     def write(self, frame: Frame, result: FrameResult, canvas: np.ndarray | None) -> None:
@@ -107,7 +112,7 @@ class VideoSink(Sink):
         super().__init__()
         self.path = Path(path)
         self.fps = fps if fps and fps > 0 else DEFAULT_FPS
-        make_folder(self.path.parent, self.path)
+        check_writable(self.path.parent, self.path)
         # OpenCV's writer says only "not opened": ask the file system first, before the run
         existed = self.path.exists()
         try:
@@ -136,7 +141,7 @@ class VideoSink(Sink):
             w, h = self._size
             to_canvas = letterbox_transform(canvas.shape[1], canvas.shape[0], w, h)
             canvas = cv2.warpAffine(canvas, to_canvas, self._size,
-                                    flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP)
+                                    flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
         self._writer.write(canvas)
         self.written += 1
 
@@ -146,35 +151,30 @@ class VideoSink(Sink):
             self._writer = None
 
 
-def make_folder(folder: Path, target: Path) -> None:
-    """Make ``folder`` (and its parents) for ``target``; InputError naming the target."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError) as exc:  # a file where a folder must be
-        raise InputError(f"could not write {target}: {exc.filename or folder} is a file, not a "
-                         "folder") from None
-    except OSError as exc:
-        raise InputError(f"could not write {target}: {exc.filename or folder}: "
-                         f"{exc.strerror or exc}") from None
-
-
 def check_outputs(source: Source, out: str | None, json_path: str | None) -> None:
     """InputError when an output would overwrite what the source reads (``--out``, or an
     annotated image of a folder named after its input, or ``--json``, is an input file) or
     both outputs are one file: edgepose must never destroy its input."""
-    targets = []
+    annotated = []  # the files --out writes that can be named before the run
     if out:
-        sink_dir = Path(out).is_dir() or out.endswith(("/", os.sep)) or not Path(out).suffix
-        targets += ([("--out", Path(out) / (f.stem + ".jpg")) for f in source.files] if sink_dir
-                    else [("--out", Path(out))])
+        annotated = ([Path(out) / ImageSink.file_name(f.name) for f in source.files]
+                     if names_folder(out) else [Path(out)])
+    targets = [("--out", t) for t in annotated]
     if json_path and json_path != "-":
         targets.append(("--json", Path(json_path)))
+        if any(same_file(json_path, t) for t in annotated):
+            raise InputError(f"--json {json_path} is a file --out writes too: give each its own file")
     for flag, target in targets:
         if any(same_file(target, f) for f in source.files):
             raise InputError(f"{flag} {target} is an input of this run: writing it would destroy "
                              f"it; give another path")
-    if out and json_path and json_path != "-" and not sink_dir and same_file(Path(out), Path(json_path)):
-        raise InputError(f"--out and --json are both {out}: give each its own file")
+
+
+def names_folder(path: str | os.PathLike) -> bool:
+    """Whether ``--out PATH`` names a folder of images: a folder that exists, a path ending
+    in a slash, or one with no suffix."""
+    text = os.fspath(path)
+    return Path(text).is_dir() or text.endswith(("/", os.sep)) or not Path(text).suffix
 
 
 def annotated_sink(path: str | os.PathLike, source: Source) -> Sink:
@@ -185,7 +185,7 @@ def annotated_sink(path: str | os.PathLike, source: Source) -> Sink:
     text = os.fspath(path)
     path = Path(path)
     suffix = path.suffix.lower()
-    if path.is_dir() or text.endswith(("/", os.sep)) or not suffix:
+    if names_folder(text):
         return ImageSink(path, by_name=source.kind == "image")
     if suffix in VIDEO_EXTENSIONS:
         return VideoSink(path, source.fps)
@@ -277,7 +277,7 @@ class JsonLinesSink(Sink):
                 else:
                     # through a symbolic link, the file it names is the one replaced
                     self._target = self.path.resolve() if self.path.is_symlink() else self.path
-                    make_folder(self._target.parent, self.path)
+                    check_writable(self._target.parent, self.path)
                     fd, name = tempfile.mkstemp(dir=self._target.parent, suffix=".part",
                                                 prefix=f".{self._target.name}-")
                     self._file, self._tmp = os.fdopen(fd, "w", encoding="utf-8"), Path(name)

@@ -341,8 +341,10 @@ def record_times(records: list[dict], fps: float = 30.0) -> tuple[list[float], l
     ``timestamp_ms`` is used while it goes forward. One that goes back (a rewound or new
     video), or a frame number that is not after the last one (a run appended to the file),
     starts a new sequence. From a repeated timestamp on (a live pipeline then switches to
-    its own clock), and for records without one, frames are timed at ``fps`` from the last
-    time. Times strictly increase within a sequence."""
+    its own clock, and reads no timestamp again until a new run), and for records without
+    one, frames are timed at ``fps`` from the last time. Times strictly increase within a
+    sequence: a timestamp behind the time of the records before it (timed at ``fps``) is
+    replaced by that clock."""
     if not 0 < fps < math.inf:  # NaN fails both comparisons
         raise ValueError(f"fps must be a number > 0, got {fps}")
     times: list[float] = []
@@ -372,8 +374,10 @@ def record_times(records: list[dict], fps: float = 30.0) -> tuple[list[float], l
             t = frame / fps
         else:
             t = prev[0] + (frame - prev[1]) / fps
-        if not start and t <= prev[0]:
-            start = True  # behind the frame clock of records without a timestamp: restart
+        if not start and t <= prev[0]:  # behind the frame clock of records without one
+            log.info("frame %s: timestamp_ms %s is behind the frames timed at %g fps before it: "
+                     "timed at %g fps too", frame, ms, fps, fps)
+            t = prev[0] + (frame - prev[1]) / fps
         times.append(t)
         starts.append(start)
         prev = (t, frame)

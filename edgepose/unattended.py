@@ -19,8 +19,9 @@ from pathlib import Path
 
 import cv2
 
+from edgepose.fileio import check_writable
 from edgepose.reader import SourceReader
-from edgepose.sinks import JsonLinesSink, make_folder
+from edgepose.sinks import JsonLinesSink
 from edgepose.sources import Frame, Source
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ class AppendingJsonLines(JsonLinesSink):
 
     def __init__(self, path: str | os.PathLike, source_name: str, mode: str | None = None) -> None:
         path = Path(path)
-        make_folder(path.parent, path)
+        check_writable(path.parent, path)
         try:
             self._cut_partial_line(path)
             stream = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 (closed by close())

@@ -68,7 +68,7 @@ def test_an_unwritable_video_says_why(image, tmp_path):
         target = Path("/sys/edgepose-test.mp4")
     code, _, err = edgepose("run", image, "--out", target)
     line = one_error_line(code, err)
-    assert f"could not write video {target}: Permission denied" in line and ".avi" not in line
+    assert f"could not write {target}: Permission denied" in line and ".avi" not in line
     folder.chmod(0o700)
 
 

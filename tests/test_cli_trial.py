@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import IMAGES, ROOT, edgepose, need, one_error_line
+from conftest import IMAGES, MODELS, ROOT, edgepose, need, one_error_line
 
 
 def digest(path) -> str:
@@ -45,7 +45,15 @@ def test_annotating_a_folder_into_itself_is_refused(tmp_path, out):
 
 def test_one_file_for_both_outputs_is_refused(clip, tmp_path):
     code, _, err = edgepose("run", clip, "--json", tmp_path / "o.mp4", "--out", tmp_path / "o.mp4")
-    assert "--out and --json are both" in one_error_line(code, err)
+    assert "is a file --out writes too" in one_error_line(code, err)
+
+
+def test_json_onto_an_annotated_photo_is_refused(tmp_path):
+    """`--out ann --json ann/a.jpg` wrote both into one file."""
+    photo = next(need(IMAGES / "mpii").glob("*.jpg"))
+    code, _, err = edgepose("run", photo.parent, "--out", tmp_path / "ann",
+                            "--json", tmp_path / "ann" / photo.name)
+    assert "is a file --out writes too" in one_error_line(code, err)
 
 
 def test_a_folder_of_other_photos_may_hold_the_annotated_ones(tmp_path):
@@ -119,6 +127,13 @@ def test_bench_and_eval_refuse_an_unwritable_output_before_they_run(clip, tmp_pa
                               "--out", blocker / "x.json")
     assert "is a file, not a folder" in one_error_line(code, err)
     assert "AP" not in out  # refused before the evaluation ran
+    annotations = tmp_path / "a.json"
+    shutil.copy(mpii / "test_mpii.json", annotations)
+    before = digest(annotations)
+    for out_path, says in ((tmp_path, "is a folder"), (annotations, "is the annotations file")):
+        code, out, err = edgepose("eval", "--annotations", annotations, "--images", mpii, "--out", out_path)
+        assert says in one_error_line(code, err)
+    assert digest(annotations) == before
 
 
 @pytest.mark.parametrize("args,says", [(["run", ""], "empty name"), (["run", "{clip}", "--out", ""], "--out"),
@@ -136,13 +151,12 @@ def test_a_large_max_people_does_not_reserve_memory_for_every_person(model_path)
     code = ("import psutil, edgepose\n"
             "from edgepose.estimators.blazepose import MAX_BATCH\n"
             "p = psutil.Process(); a = p.memory_info().rss\n"
-            "pipe = edgepose.Pipeline(model='full', max_people={n}, threads=1)\n"
+            "pipe = edgepose.Pipeline(model={full!r}, max_people={n}, threads=1)\n"
             "print((p.memory_info().rss - a) / 2**20)\n")
     grown = {}
     for n in (2, 300):
-        proc = subprocess.run([sys.executable, "-c", code.format(n=n)], capture_output=True, text=True,
-                              cwd=ROOT, env={**__import__("os").environ, "EDGEPOSE_MODEL_PATH": str(model_path)},
-                              timeout=120)
+        proc = subprocess.run([sys.executable, "-c", code.format(n=n, full=model_path("full"))],
+                              capture_output=True, text=True, cwd=ROOT, timeout=120)
         assert proc.returncode == 0, proc.stderr
         grown[n] = float(proc.stdout.split()[-1])
     assert grown[300] - grown[2] < 100, grown  # 300 crops of full would be about 2 GB
@@ -158,12 +172,12 @@ def test_more_crops_than_one_batch_give_the_poses_of_one_crop_each(model_path, m
     from edgepose.types import Roi
 
     image = cv2.imread(str(next(need(IMAGES / "mpii").glob("*.jpg"))))
-    with Pipeline(model="full", static_image_mode=True, threads=1) as pipe:
+    with Pipeline(model=model_path("full"), static_image_mode=True, threads=1) as pipe:
         x, y, w, h = pipe.process(image).poses[0].bbox
     # five crops about the one person, moved and turned a little
     crops = [Roi(x + w / 2 + 4 * k, y + h / 2 - 3 * k, 1.3 * max(w, h), 0.05 * k) for k in range(5)]
     monkeypatch.setattr(blazepose, "MAX_BATCH", 2)
-    with Pipeline(model="full", max_people=5, threads=1) as pipe:
+    with Pipeline(model=model_path("full"), max_people=5, threads=1) as pipe:
         est = pipe.estimator
         assert est._batches
         many = est.estimate_many(image, "bgr", crops, StageClock())
@@ -197,11 +211,21 @@ def test_a_file_that_is_no_model_names_both_formats(clip, tmp_path):
     assert "pass a .tflite or .onnx model file" in one_error_line(code, err)
 
 
-def test_models_offers_a_heads_file_only_for_yolo(model_path):
-    code, out, err = edgepose("models", env={"EDGEPOSE_MODEL_PATH": str(model_path)})
+def test_models_offers_a_heads_file_only_for_yolo(tmp_path):
+    """Right after `edgepose convert tf-graph openpose` (a fixed-size file), its row said
+    "`edgepose convert tf-graph openpose` makes it run at any input size"."""
+    from edgepose import registry
+
+    if not registry.FROZEN_GRAPHS["openpose"].converted().is_file():
+        pytest.skip("openpose is not converted: run .ci/prepare_models.sh")
+    need(MODELS / "yolo" / "yolo11n-pose.onnx")
+    code, out, err = edgepose("models")
     assert code == 0, err
     openpose = next(line for line in out.splitlines() if line.startswith("openpose"))
-    assert "any input size" not in openpose
+    assert "converted/openpose.tflite" in openpose and "any input size" not in openpose
+    code, out, err = edgepose("models", env={"EDGEPOSE_CACHE": str(tmp_path)})  # no heads file yet
+    yolo = next(line for line in out.splitlines() if line.startswith("yolo11n-pose"))
+    assert "`edgepose convert yolo-heads yolo11n-pose` makes it run at any input size" in yolo
 
 
 def test_stdout_closed_by_its_reader_ends_quietly(clip):

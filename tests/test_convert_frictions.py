@@ -5,20 +5,16 @@ tool environments (docs/converters.md; .ci/run builds them) and skip without the
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 
 import pytest
 
-from conftest import IMAGES, MODELS, ROOT, need
+import conftest
+from conftest import IMAGES, MODELS, need
 
 
 def edgepose(*args, env=None, timeout=900):
-    proc = subprocess.run([sys.executable, "-m", "edgepose", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout,
-                          env=None if env is None else {**os.environ, **env})
-    return proc.returncode, proc.stdout, proc.stderr
+    """Conversions take minutes: conftest's runner with a longer limit."""
+    return conftest.edgepose(*args, env=env, timeout=timeout)
 
 
 def needs_tools(extra: str) -> None:

@@ -158,6 +158,9 @@ def test_record_times_follow_the_live_clock():
     # a run appended to the file (a camera restarted): frames and clock start again
     times, starts = record_times(recs([(0, 0.0), (1, 40.0), (2, 40.0), (0, 500.0), (1, 540.0)]), fps=25)
     assert times == pytest.approx([0.0, 0.04, 0.08, 0.5, 0.54]) and starts == [True, False, False, True, False]
+    # a timestamp behind the frames timed at fps before it: that clock, no restart (it restarted)
+    times, starts = record_times(recs([(0, 1000.0), (1, None), (2, 1020.0), (3, 1100.0)]), fps=30)
+    assert times == pytest.approx([1.0, 1.0 + 1 / 30, 1.0 + 2 / 30, 1.1]) and starts == [True] + [False] * 3
     times, starts = record_times(recs([(3, None), (4, None), (6, None)]), fps=10)
     assert times == pytest.approx([0.3, 0.4, 0.6]) and starts == [True, False, False]
     for fps in (0, -5.0, float("nan"), float("inf")):

@@ -54,10 +54,10 @@ def read_stamp(image: np.ndarray) -> int:
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> Path:
+def stamped_clip(tmp_path_factory) -> Path:
     """100 frames of the street video at 320x180, each with its index stamped on it."""
     cap = cv2.VideoCapture(str(need(STREET)))
-    path = tmp_path_factory.mktemp("clip") / "stamped.avi"
+    path = tmp_path_factory.mktemp("stamped_clip") / "stamped.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 50.0, SIZE)
     for i in range(CLIP_FRAMES):
         ok, frame = cap.read()
@@ -226,11 +226,11 @@ def test_a_killed_live_run_keeps_every_line_and_restarts_add_to_the_file(jpegs, 
 
 # -- signals ------------------------------------------------------------------------------
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
-def test_a_signal_mid_run_stops_cleanly(clip, tmp_path, notify_socket, signum):
+def test_a_signal_mid_run_stops_cleanly(stamped_clip, tmp_path, notify_socket, signum):
     """SIGTERM/SIGHUP used to leave an .mp4 with no index and lose the last frames of
     JSON; SIGINT exited 1 with a false "truncated" warning and a frame missing."""
     video, poses = tmp_path / "annotated.mp4", tmp_path / "poses.jsonl"
-    proc = start([clip, "--out", video, "--json", poses],
+    proc = start([stamped_clip, "--out", video, "--json", poses],
                  env={"NOTIFY_SOCKET": notify_socket.name, "WATCHDOG_USEC": "100000"})
     try:
         notify_socket.wait_for(lambda f: frames_done(f) >= 5, proc=proc)
@@ -242,7 +242,7 @@ def test_a_signal_mid_run_stops_cleanly(clip, tmp_path, notify_socket, signum):
     n = summary_frames(stdout)
     stopped = f"edgepose: interrupted by {signal.Signals(signum).name}: stopped after {n} frame(s)"
     assert nonblank(stderr) == [stopped]
-    assert 5 <= n < CLIP_FRAMES, "the signal came after the clip's end: the test proves nothing"
+    assert 5 <= n < CLIP_FRAMES, "the signal came after the stamped_clip's end: the test proves nothing"
     assert "people:" in stdout and f"wrote: {video}, {poses}" in stdout
     records = [json.loads(line) for line in poses.read_text().splitlines()]  # whole lines
     assert [r["frame"] for r in records] == list(range(n))
@@ -283,9 +283,9 @@ def test_a_stop_is_not_held_by_a_stalled_read(jpegs, tmp_path, notify_socket):
 
 
 # -- systemd's notify protocol ------------------------------------------------------------
-def test_ready_watchdog_pings_and_stopping_reach_systemd(clip, notify_socket):
+def test_ready_watchdog_pings_and_stopping_reach_systemd(stamped_clip, notify_socket):
     began = time.monotonic()
-    proc = start([clip], env={"NOTIFY_SOCKET": notify_socket.name, "WATCHDOG_USEC": "200000"})
+    proc = start([stamped_clip], env={"NOTIFY_SOCKET": notify_socket.name, "WATCHDOG_USEC": "200000"})
     _, stderr = proc.communicate(timeout=180)
     took = time.monotonic() - began
     assert proc.returncode == 0, stderr

@@ -168,7 +168,7 @@ def _stop_with_parent(results) -> None:
     def watch() -> None:
         multiprocessing.connection.wait([parent.sentinel])
         results.cancel_join_thread()  # nobody reads them any more: do not wait at exit
-        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)  # handled in the main thread, as the parent's
         time.sleep(ORPHAN_GRACE_S)
         os._exit(128 + signal.SIGTERM)
 
@@ -178,6 +178,8 @@ def _stop_with_parent(results) -> None:
 def worker_main(index: int, config: WorkerConfig, inbox, results) -> None:
     """A worker process: build the pipeline, then run tasks from ``inbox`` until None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
+    if hasattr(signal, "SIGHUP"):  # a terminal's hangup reaches the whole job: the parent's
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     _stop_with_parent(results)
     logging.basicConfig(level=logging.INFO if config.verbose else logging.WARNING,

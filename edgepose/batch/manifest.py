@@ -3,9 +3,8 @@ finishes (so a stop loses at most the videos in flight). The last line about a p
 
 A line: path, output, size, mtime_ns, digest ("sha256:..."), frames, poses (found, over
 all frames), people (track ids), seconds (wall time of the video in its worker), fps,
-status ("done" or "failed"), error (the one-line reason of a failure, else null: a file
-that does not open, or a truncated one, whose frames read are in its output), warning
-(null: kept for readers of older manifests), worker ("host:pid"), format, options (the
+status ("done" or "failed"), error (the one-line reason of a failure, else null), warning
+(e.g. a truncated file, whose frames read are in its output; else null), worker ("host:pid"), format, options (the
 pipeline options that differ from the defaults, threads left out), finished (UTC time).
 
 A re-run skips a video whose last line says done, with the same size and modification

@@ -36,6 +36,7 @@ class BatchSummary:
     skipped: int = 0
     done: int = 0
     failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    warnings: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     frames: int = 0
     seconds: float = 0.0
     engine: str = "local"
@@ -52,6 +53,8 @@ class BatchSummary:
         if record["status"] == DONE:
             self.done += 1
             self.frames += record["frames"]
+            if record.get("warning"):
+                self.warnings.append((record["path"], record["warning"]))
         else:
             self.failed.append((record["path"], record["error"]))
         if record.get("worker"):

@@ -6,9 +6,11 @@ A task is a plain dict (it crosses process and machine boundaries): path, output
 mtime_ns. :meth:`VideoWorker.process` returns the video's manifest record and never
 raises for a bad video: a file that cannot be opened or decoded is a failed record with
 its one-line reason. A video whose source reports a problem after reading (a truncated
-file: ``Source.warnings``, what makes ``edgepose run`` exit 1) is failed too, so that it
-counts in the exit code and a re-run tries it again; its output, covering the frames
-read, stays in place as run's ``--json`` does.
+file: ``Source.warnings``, what makes ``edgepose run`` exit 1) is done with that warning:
+its output covers the frames read, as run's ``--json`` does, and the batch exits 1. It is
+not run again while the file stays as it is (reading it again would give the same
+frames; OpenCV's frame count of an unindexed file is an estimate, so a retry could never
+succeed); a changed file is.
 """
 
 from __future__ import annotations
@@ -74,11 +76,9 @@ class VideoWorker:
             record["error"] = f"{type(exc).__name__}: {one_line(exc)}"
         else:
             summary = stats.summary()
-            record.update(frames=summary["frames"], poses=summary["people"], people=summary["tracks"])
-            if problems:  # as `edgepose run` judges it (exit 1): the output covers the frames read
-                record["error"] = " ".join("; ".join(problems).split())
-            else:
-                record["status"] = "done"
+            record.update(status="done", frames=summary["frames"], poses=summary["people"],
+                          people=summary["tracks"],
+                          warning=" ".join("; ".join(problems).split()) or None)
         seconds = time.perf_counter() - started
         record["seconds"] = round(seconds, 3)
         record["fps"] = round(record["frames"] / seconds, 2) if seconds > 0 else None

@@ -98,7 +98,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
                 print_summary(sys.stdout, progress.summary)
             print(f"edgepose: stopped; every video finished is in {Path(args.out) / MANIFEST}: "
                   "run the same command again to do the rest", file=sys.stderr)
-            return 128 + (stop.signum or signal.SIGINT)  # docs/batch.md: 130 / 143
+            return 128 + (stop.signum or signal.SIGINT)  # docs/batch.md: 130 / 143 / 129
         finally:
             progress.close()
     print_summary(sys.stdout, summary)
@@ -106,6 +106,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
         ran = summary.done + len(summary.failed)
         print(f"edgepose: error: {len(summary.failed)} of {ran} video(s) failed (reasons above "
               f"and in {summary.manifest})", file=sys.stderr)
+        return EXIT_ERROR
+    if summary.warnings:  # as edgepose run exits 1 on a truncated video
+        print(f"edgepose: warning: {len(summary.warnings)} video(s) ended early, results cover the "
+              f"frames read (above and in {summary.manifest})", file=sys.stderr)
         return EXIT_ERROR
     return 0
 
@@ -132,6 +136,8 @@ def print_summary(stream, summary) -> None:
             f"{name} {w['frames'] / w['seconds']:.1f} ({w['videos']} videos)" if w["seconds"] else
             f"{name} - ({w['videos']} videos)" for name, w in sorted(summary.per_worker.items())),
             file=stream)
+    for path, text in summary.warnings:
+        print(f"warning: {path}: {text}", file=stream)
     for path, reason in summary.failed:
         print(f"failed: {path}: {reason}", file=stream)
     print(f"wrote: {summary.out_dir} (manifest {summary.manifest})", file=stream)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from edgepose.cli.options import VIDEO_ONLY, HelpFormatter, add_option_flags, options_from_args
 from edgepose.errors import InputError
-from edgepose.fileio import atomic_write, check_writable
+from edgepose.fileio import atomic_write, check_writable, same_file
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -47,6 +47,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.annotations)
     image_paths(dataset, args.images)  # fail on a missing image before loading models
     if args.out:
+        if args.out.is_dir():
+            raise InputError(f"--out {args.out} is a folder: give a file name, such as "
+                             f"{args.out / 'eval.json'}")
+        if same_file(args.out, args.annotations):
+            raise InputError(f"--out {args.out} is the annotations file: writing it would destroy "
+                             "it; give another path")
         check_writable(args.out.parent, args.out)
     opts = options_from_args(args, static_image_mode=True)
     with native_stderr_quiet(not getattr(args, "verbose", False)):
