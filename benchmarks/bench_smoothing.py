@@ -84,7 +84,7 @@ def mediapipe_track(frames, fps, smooth) -> np.ndarray:
 
 
 def measure(tracks: dict[str, np.ndarray], raw_key: dict[str, str], with_lag: bool) -> dict:
-    from edgepose.smoothing import jitter, lag_frames
+    from edgepose.offline_smoothing import jitter, lag_frames
 
     out = {}
     for name, track in tracks.items():

@@ -151,22 +151,13 @@ def find_local(model: KnownModel) -> tuple[str, Path] | None:
     return None
 
 
-def known_names(role: str) -> list[str]:
-    """The names edgepose knows for ``role``: BlazePose's, then (for "landmark", what
-    ``--model`` takes) the converted and local pose models of :mod:`edgepose.registry`."""
-    names = [n for n, m in KNOWN_MODELS.items() if m.role == role]
-    if role == "landmark":
-        from edgepose import registry  # it imports this module
-
-        names += [n for table in (registry.CONVERTIBLE_MODELS, registry.FROZEN_GRAPHS, registry.LOCAL_MODELS)
-                  for n, m in table.items() if getattr(m, "role", "pose") == "pose"]
-    return names
-
-
-def resolve(name_or_path: str | os.PathLike, role: str, download: bool = True) -> str:
+def resolve(name_or_path: str | os.PathLike, role: str, download: bool = True,
+            also: tuple[str, ...] = ()) -> str:
     """Path of a model file, given a known name (``full``) or a file path.
 
     ``role`` is ``"detector"`` or ``"landmark"``; a known name of the other role is an error.
+    ``also``: the other names the caller takes (the registry's), listed in the error for
+    an unknown name.
     """
     text = os.fspath(name_or_path)
     model = KNOWN_MODELS.get(text)
@@ -175,7 +166,8 @@ def resolve(name_or_path: str | os.PathLike, role: str, download: bool = True) -
             if not os.path.isfile(text):
                 raise ModelError(f"model file {text} {not_a_file(text)}" + _bare_name_hint(text))
             return text
-        raise ModelError(f"unknown {role} model {text!r}: give one of {', '.join(known_names(role))}, "
+        names = [n for n, m in KNOWN_MODELS.items() if m.role == role] + list(also)
+        raise ModelError(f"unknown {role} model {text!r}: give one of {', '.join(names)}, "
                          "or a model file (.tflite, .onnx, .task)")
     if model.role != role:
         raise ModelError(f"{text!r} is a {model.role} model, not a {role} model")

@@ -258,6 +258,12 @@ def resolve_local(model: LocalModel) -> str:
     raise ModelError(msg)
 
 
+def pose_names() -> tuple[str, ...]:
+    """The pose models of this registry by name (what ``--model`` takes besides BlazePose's)."""
+    return tuple(n for table in (CONVERTIBLE_MODELS, FROZEN_GRAPHS, LOCAL_MODELS)
+                 for n, m in table.items() if getattr(m, "role", "pose") == "pose")
+
+
 def status() -> list[dict]:
     """One row per model edgepose knows: name, role, file, sha256, origin, keypoint
     layout, where it is found (source / path, None when not here) and its state:

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import STREET, edgepose, need, one_error_line
-from edgepose.smoothing import PRESETS, record_times, smooth_records
+from edgepose.offline_smoothing import record_times, smooth_records
+from edgepose.smoothing import PRESETS
 
 
 def strict_json_lines(path) -> list[dict]:

@@ -5,10 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from edgepose.smoothing import (
-    PRESETS, OneEuroFilter, OneEuroParams, Smoother, config_for, jitter, lag_frames,
-    smooth_sequence,
-)
+from edgepose.offline_smoothing import jitter, lag_frames, smooth_sequence
+from edgepose.smoothing import PRESETS, OneEuroFilter, OneEuroParams, Smoother, config_for
 from edgepose.types import Pose, Roi
 
 FPS = 30.0
@@ -182,7 +180,7 @@ def synthetic_records(n=60, gap_at=None):
 
 
 def test_offline_records_smoothing_reduces_jitter_and_keeps_input():
-    from edgepose.smoothing import smooth_records
+    from edgepose.offline_smoothing import smooth_records
 
     records = synthetic_records()
     before = [r["poses"][0]["keypoints"][0][:] for r in records]
@@ -195,7 +193,7 @@ def test_offline_records_smoothing_reduces_jitter_and_keeps_input():
 
 
 def test_offline_gap_restarts_the_track():
-    from edgepose.smoothing import smooth_records
+    from edgepose.offline_smoothing import smooth_records
 
     records = synthetic_records(gap_at=30)
     out = smooth_records(records, PRESETS["strong"])

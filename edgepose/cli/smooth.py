@@ -91,7 +91,8 @@ def finite_number(value) -> bool:
 
 def cmd_smooth(args: argparse.Namespace) -> int:
     from edgepose.sinks import JsonLinesSink
-    from edgepose.smoothing import config_for, smooth_records
+    from edgepose.offline_smoothing import smooth_records
+    from edgepose.smoothing import config_for
 
     try:
         config = config_for(args.preset, args.min_cutoff, args.beta)

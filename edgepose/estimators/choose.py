@@ -40,7 +40,8 @@ def open_estimator(o: Options, threads: int):
                              "file (give the path of a .onnx or .tflite model)")
         path = str(o.model)
     else:
-        path = registry.resolve_converted(o.model) or models.resolve(o.model, "landmark")
+        path = registry.resolve_converted(o.model) or models.resolve(o.model, "landmark",
+                                                                    also=registry.pose_names())
     model = open_model(path, runtime=o.runtime, threads=threads, delegate=o.delegate, provider=o.provider)
     try:
         if local is not None and path == str(local.heads_file()):
