@@ -193,7 +193,7 @@ class TFLiteModel(Model):
         return [interp.get_tensor(self._out[i]["index"]) for i in idx]
 
     # A model whose input's first size is 1 can run N inputs in one invoke (the input
-    # resized to N; XNNPACK then runs them as one batch: 8-11% less a crop for BlazePose
+    # resized to N; XNNPACK then runs them as one batch: 5-17% less a crop for BlazePose
     # full and heavy at 4-8 crops, benchmarks/bench_landmark_batch.py).
     @property
     def batches(self) -> bool:
