@@ -11,6 +11,7 @@ import pytest
 
 from conftest import STREET, edgepose, need, one_error_line
 from edgepose.offline_smoothing import record_times, smooth_records
+from test_smoothing import synthetic_records
 from edgepose.smoothing import PRESETS
 
 
@@ -23,20 +24,6 @@ def strict_json_lines(path) -> list[dict]:
 
 def write_records(path, records) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
-
-
-def synthetic_records(n=60, step_ms=1000 / 30):
-    """One person walking right with noise, ``n`` frames ``step_ms`` apart."""
-    rng = np.random.default_rng(5)
-    records = []
-    for i in range(n):
-        kp = np.zeros((33, 5))
-        kp[:, 0] = 100 + 2 * i + rng.normal(0, 1.0, 33)
-        kp[:, 1] = 200 + np.arange(33) * 5 + rng.normal(0, 1.0, 33)
-        kp[:, 3:] = 1.0
-        records.append({"frame": i, "mode": "video", "timestamp_ms": i * step_ms,
-                        "poses": [{"id": 0, "score": 1.0, "bbox": [0, 0, 1, 1], "keypoints": kp.tolist()}]})
-    return records
 
 
 def keypoints(records, frame):
@@ -89,7 +76,7 @@ def test_fps_times_records_without_timestamps(tmp_path):
     write_records(raw, records)
     code, _, err = edgepose("smooth", raw, "--out", out, "--fps", "25")
     assert code == 0, err
-    expected = smooth_records(synthetic_records(20, 40.0), PRESETS["default"])  # 25 fps
+    expected = smooth_records(synthetic_records(20, step_ms=40.0), PRESETS["default"])  # 25 fps
     smoothed = strict_json_lines(out)
     for i in range(20):
         np.testing.assert_allclose(keypoints(smoothed, i), keypoints(expected, i), atol=2e-4)

@@ -165,7 +165,9 @@ def test_pipeline_smoothing_cuts_jitter_on_real_video(model_path):
     assert smooth < 0.7 * raw, f"jitter {raw:.5f} -> {smooth:.5f}"
 
 
-def synthetic_records(n=60, gap_at=None):
+def synthetic_records(n=60, gap_at=None, step_ms=1000 / 30):
+    """One person walking right with noise, ``n`` video frames ``step_ms`` apart (none
+    in frame ``gap_at``), as ``edgepose run --json`` writes them."""
     rng = np.random.default_rng(5)
     records = []
     for i in range(n):
@@ -175,7 +177,7 @@ def synthetic_records(n=60, gap_at=None):
         kp[:, 3:] = 1.0
         poses = [] if i == gap_at else [{"id": 0, "score": 1.0, "bbox": [0, 0, 1, 1],
                                          "keypoints": kp.tolist()}]
-        records.append({"frame": i, "timestamp_ms": i * 1000 / 30, "poses": poses})
+        records.append({"frame": i, "mode": "video", "timestamp_ms": i * step_ms, "poses": poses})
     return records
 
 

@@ -100,7 +100,7 @@ def run_batch(inputs: list[str], out_dir: str | os.PathLike, options: Options | 
 
         import_ray()
     if fmt == "parquet":
-        from edgepose.sinks import import_pyarrow
+        from edgepose.batch.parquet import import_pyarrow
 
         import_pyarrow()
     videos = find_videos(inputs)

@@ -136,7 +136,9 @@ def open_sink(fmt: str, path: Path, source_name: str, mode: str):
     from edgepose import sinks
 
     if fmt == "parquet":
-        return sinks.ParquetSink(path, source_name, mode)
+        from edgepose.batch.parquet import ParquetSink
+
+        return ParquetSink(path, source_name, mode)
     return sinks.JsonLinesSink(path, source_name, mode)
 
 
