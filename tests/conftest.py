@@ -166,3 +166,24 @@ def count_found(people: list[dict], predicted: list[np.ndarray], max_error: floa
             used_pred.add(j)
             found += 1
     return found
+
+
+# -- the live engine (tests/test_live*.py) --------------------------------------------------
+@pytest.fixture(scope="module")
+def replay():
+    """The street clip replayed as a live stream (live_helpers.open_replay)."""
+    from live_helpers import open_replay
+
+    server = open_replay()
+    yield server
+    server.kill()
+
+
+@pytest.fixture(scope="module")
+def engine(replay, model_path):
+    """A live engine on the replayed stream, once its first frames are in."""
+    from live_helpers import open_engine, wait_for
+
+    with open_engine(replay.url, model_path) as live:
+        wait_for(lambda: live.state == "ok" and live.frames > 0, 30, "first frames")
+        yield live

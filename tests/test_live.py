@@ -11,25 +11,11 @@ import time
 
 import pytest
 from conftest import STREET, need
-from live_helpers import open_engine, open_replay, wait_for
+from live_helpers import wait_for
 
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # the garbage test makes FFmpeg chatty
 
 RECOVERY_BOUND_S = 8.0  # goal 3 s (benchmarks/bench_live.py --recovery); generous on a shared 2-core VM
-
-
-@pytest.fixture(scope="module")
-def replay():
-    server = open_replay()
-    yield server
-    server.kill()
-
-
-@pytest.fixture(scope="module")
-def engine(replay, model_path):
-    with open_engine(replay.url, model_path) as live:
-        wait_for(lambda: live.state == "ok" and live.frames > 0, 30, "first frames")
-        yield live
 
 
 FAULTS = {  # how to break the source, and how to bring it back

@@ -14,25 +14,11 @@ import sys
 
 import pytest
 from conftest import ROOT, STREET, need
-from live_helpers import NotifySocket, get, open_engine, open_replay, wait_for
+from live_helpers import NotifySocket, get, wait_for
 
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 RECORD_KEYS = {"source", "frame", "image", "mode", "timestamp_ms", "stages_ms", "poses", "image_size"}
-
-
-@pytest.fixture(scope="module")
-def replay():
-    server = open_replay()
-    yield server
-    server.kill()
-
-
-@pytest.fixture(scope="module")
-def engine(replay, model_path):
-    with open_engine(replay.url, model_path) as live:
-        wait_for(lambda: live.state == "ok" and live.frames > 0, 30, "first frames")
-        yield live
 
 
 @pytest.fixture(scope="module")
